@@ -1,0 +1,66 @@
+/* Declarations shared inside libffnc; not part of the public API. */
+#ifndef FFNC_INTERNAL_H
+#define FFNC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ffnc.h"
+#include "kernel_table.h"
+
+/* Threads to use for a loop over `work` units when each thread should get at least `grain`
+ * of them: 1 below the grain (threading costs more than it saves), else at most the configured
+ * count. The grains are measured with `ffnc-bench threshold` (see README). */
+int ffnc_threads_for(size_t work, size_t grain);
+
+/* Elements per thread below which element-wise kernels stay on one thread. */
+#define FFNC_GRAIN_ELEMENTWISE ((size_t)1 << 15)
+/* Elements per thread below which row-wise kernels (softmax, losses) stay on one thread. */
+#define FFNC_GRAIN_ROWWISE ((size_t)1 << 14)
+
+/* The kernel tables of the ISA path in use (chosen on first use). */
+const ffnc_kernels_f32 *ffnc_active_kernels_f32(void);
+const ffnc_kernels_f64 *ffnc_active_kernels_f64(void);
+
+/* a * b into *out, or FFNC_ERR_SIZE_OVERFLOW. */
+static inline ffnc_status ffnc_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return FFNC_ERR_SIZE_OVERFLOW;
+    *out = a * b;
+    return FFNC_OK;
+}
+
+#define FFNC_TRY(expr)                      \
+    do {                                    \
+        ffnc_status ffnc_try_s_ = (expr);   \
+        if (ffnc_try_s_ != FFNC_OK)         \
+            return ffnc_try_s_;             \
+    } while (0)
+
+#define FFNC_REQUIRE(cond, status)          \
+    do {                                    \
+        if (!(cond))                        \
+            return (status);                \
+    } while (0)
+
+/* Full reductions (a loss over a batch, a shared slope's gradient) are summed in
+ * FFNC_REDUCE_BLOCKS fixed blocks, each in index order, then the block sums in block order:
+ * the result depends on the sizes only, never on the thread count. Block b of nblocks over n
+ * items covers [b n / nblocks, (b + 1) n / nblocks). */
+#define FFNC_REDUCE_BLOCKS 64
+static inline size_t ffnc_reduce_blocks(size_t n) {
+    return n < FFNC_REDUCE_BLOCKS ? n : FFNC_REDUCE_BLOCKS;
+}
+static inline size_t ffnc_block_begin(size_t b, size_t nblocks, size_t n) {
+    /* b * n may overflow for n near SIZE_MAX; split to stay exact. */
+    return (n / nblocks) * b + ((n % nblocks) * b) / nblocks;
+}
+
+/* Calls kernel `name` of the active ISA path for `dtype`; returns its status. */
+#define FFNC_DISPATCH(dtype, name, ...)                                   \
+    switch (dtype) {                                                      \
+    case FFNC_F32: return ffnc_active_kernels_f32()->name(__VA_ARGS__);   \
+    case FFNC_F64: return ffnc_active_kernels_f64()->name(__VA_ARGS__);   \
+    }                                                                     \
+    return FFNC_ERR_INVALID_DTYPE
+
+#endif

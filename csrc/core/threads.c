@@ -1,0 +1,54 @@
+/* The thread count ffnc's parallel regions use. ffnc never calls omp_set_num_threads: every
+ * parallel region passes its own num_threads clause, so other OpenMP users in the process keep
+ * their settings. */
+#include <stdatomic.h>
+
+#include <omp.h>
+
+#include "internal.h"
+
+static atomic_int configured_threads; /* 0: not chosen yet, take the OpenMP default */
+
+ffnc_status ffnc_set_num_threads(int n) {
+    FFNC_REQUIRE(n >= 1, FFNC_ERR_INVALID_ARGUMENT);
+    atomic_store(&configured_threads, n);
+    return FFNC_OK;
+}
+
+int ffnc_get_num_threads(void) {
+    int n = atomic_load(&configured_threads);
+    if (n == 0) {
+        n = omp_get_max_threads();
+        if (n < 1) n = 1;
+        /* Another thread may have set a count meanwhile; keep theirs. */
+        int expected = 0;
+        if (!atomic_compare_exchange_strong(&configured_threads, &expected, n)) n = expected;
+    }
+    return n;
+}
+
+int ffnc_threads_for(size_t work, size_t grain) {
+    /* Inside someone else's parallel region: run serially rather than nest. */
+    if (omp_in_parallel()) return 1;
+    if (grain == 0) grain = 1;
+    size_t useful = work / grain;
+    if (useful <= 1) return 1;
+    int n = ffnc_get_num_threads();
+    return useful < (size_t)n ? (int)useful : n;
+}
+
+const char *ffnc_openmp_info(void) {
+#define FFNC_STR_(x) #x
+#define FFNC_STR(x) FFNC_STR_(x)
+#if _OPENMP >= 202111
+    return "OpenMP 5.2 (" FFNC_STR(_OPENMP) ")";
+#elif _OPENMP >= 202011
+    return "OpenMP 5.1 (" FFNC_STR(_OPENMP) ")";
+#elif _OPENMP >= 201811
+    return "OpenMP 5.0 (" FFNC_STR(_OPENMP) ")";
+#elif _OPENMP >= 201511
+    return "OpenMP 4.5 (" FFNC_STR(_OPENMP) ")";
+#else
+    return "OpenMP (" FFNC_STR(_OPENMP) ")";
+#endif
+}

@@ -1,0 +1,55 @@
+"""ffnc: feedforward neural networks on multi-core CPUs.
+
+A C11/OpenMP core runs every hot path; Python builds the networks. See README.md.
+"""
+
+from ffnc import kernels
+from ffnc._core import (
+    check_isa_environment,
+    get_isa,
+    get_num_threads,
+    openmp_info,
+    set_isa,
+    set_num_threads,
+    supported_isas,
+)
+from ffnc._core import version as _c_version
+from ffnc._version import __version__
+
+check_isa_environment()
+
+
+def show_config() -> None:
+    """Prints how ffnc was built and what it runs on: version, ISA path, OpenMP, threads."""
+    print(config_text())
+
+
+def config_text() -> str:
+    """The text show_config() prints."""
+    import platform
+
+    import numpy
+
+    lines = [
+        f"ffnc {__version__} (C core {_c_version()})",
+        f"  ISA path:        {get_isa()} (supported here: {', '.join(supported_isas())}; "
+        "force with FFNC_ISA=generic|avx2|avx512)",
+        f"  OpenMP:          {openmp_info()}",
+        f"  threads:         {get_num_threads()} (ffnc.set_num_threads or OMP_NUM_THREADS)",
+        f"  machine:         {platform.machine()}, {platform.processor() or 'unknown cpu'}",
+        f"  python / numpy:  {platform.python_version()} / {numpy.__version__}",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "__version__",
+    "config_text",
+    "get_isa",
+    "get_num_threads",
+    "kernels",
+    "set_isa",
+    "set_num_threads",
+    "show_config",
+    "supported_isas",
+]
