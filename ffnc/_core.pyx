@@ -205,3 +205,6 @@ def check_isa_environment() -> None:
 
 
 include "_activation.pxi"
+include "_loss.pxi"
+include "_optim.pxi"
+include "_gemm.pxi"

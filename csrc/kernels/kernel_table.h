@@ -4,8 +4,9 @@
  * Each ISA path (generic, avx2, avx512) compiles the same kernel sources with its own compiler
  * flags and a name suffix (see isa.h), and publishes one table per dtype. The public API
  * (csrc/api/) checks arguments and calls through the table chosen at run time. To add a kernel:
- * add it to FFNC_KERNEL_LIST, implement it in a kernel source with KERNEL(name), and call it
- * from the API layer.
+ * list it in its family's header (activation.h, loss.h, optim.h, gemm/gemm_kernels.h: one X(name, (params)) entry),
+ * implement it in that family's kernel source with KERNEL(name), and call it from the API
+ * layer (csrc/api/<family>.c). The build compiles every .c file of csrc/kernels and csrc/gemm once per path.
  *
  * REAL is the element type; it is bound to float or double where the list is expanded.
  */
@@ -17,19 +18,16 @@
 
 #include "ffnc.h"
 
-#define FFNC_KERNEL_LIST(X)                                                                      \
-    X(activation_forward, (ffnc_activation act, REAL alpha, size_t n, const REAL *src,            \
-                           REAL *dst))                                                           \
-    X(activation_backward, (ffnc_activation act, REAL alpha, size_t n, const REAL *diff_dst,     \
-                            const REAL *saved, REAL *diff_src))                                  \
-    X(prelu_forward, (size_t rows, size_t cols, const REAL *src, const REAL *alpha,              \
-                      size_t n_alpha, REAL *dst))                                                \
-    X(prelu_backward, (size_t rows, size_t cols, const REAL *diff_dst, const REAL *src,          \
-                       const REAL *alpha, size_t n_alpha, REAL *diff_src, REAL *diff_alpha,      \
-                       int accumulate))                                                          \
-    X(bias_forward, (size_t rows, size_t cols, const REAL *src, const REAL *bias, REAL *dst))    \
-    X(bias_backward, (size_t rows, size_t cols, const REAL *diff_dst, REAL *diff_bias,           \
-                      int accumulate))
+#include "activation.h"
+#include "loss.h"
+#include "optim.h"
+#include "gemm_kernels.h"
+
+#define FFNC_KERNEL_LIST(X) \
+    FFNC_ACTIVATION_KERNELS(X) \
+    FFNC_LOSS_KERNELS(X) \
+    FFNC_OPTIM_KERNELS(X) \
+    FFNC_GEMM_KERNELS(X)
 
 #define FFNC_KERNEL_FIELD(name, params) ffnc_status (*name) params;
 

@@ -1,0 +1,1 @@
+# gemm kernels. Included by _core.pyx.

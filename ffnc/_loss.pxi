@@ -1,0 +1,1 @@
+# loss kernels. Included by _core.pyx.
