@@ -27,9 +27,14 @@ int ffnc_get_num_threads(void) {
     return n;
 }
 
+static size_t grain_override;
+
+void ffnc_override_grain(size_t grain) { grain_override = grain; }
+
 int ffnc_threads_for(size_t work, size_t grain) {
     /* Inside someone else's parallel region: run serially rather than nest. */
     if (omp_in_parallel()) return 1;
+    if (grain_override) grain = grain_override;
     if (grain == 0) grain = 1;
     size_t useful = work / grain;
     if (useful <= 1) return 1;

@@ -53,9 +53,22 @@ static inline REAL LOCAL(gelu_derivative)(REAL x) {
         }                                                                              \
     } while (0)
 
+/* Whether act's forward or backward calls a transcendental function: such loops cost tens of
+ * cycles per value and pay for threads at much smaller sizes. */
+static inline size_t LOCAL(activation_grain)(ffnc_activation act, int backward) {
+    switch (act) {
+    case FFNC_ACT_TANH:
+    case FFNC_ACT_SOFTPLUS:
+    case FFNC_ACT_GELU: return FFNC_GRAIN_TRANSCENDENTAL;
+    case FFNC_ACT_SIGMOID:
+    case FFNC_ACT_ELU: return backward ? FFNC_GRAIN_ELEMENTWISE : FFNC_GRAIN_TRANSCENDENTAL;
+    default: return FFNC_GRAIN_ELEMENTWISE;
+    }
+}
+
 ffnc_status KERNEL(activation_forward)(ffnc_activation act, REAL alpha, size_t n,
                                        const REAL *src, REAL *dst) {
-    int nt = ffnc_threads_for(n, FFNC_GRAIN_ELEMENTWISE);
+    int nt = ffnc_threads_for(n, LOCAL(activation_grain)(act, 0));
     switch (act) {
     case FFNC_ACT_IDENTITY: FFNC_MAP_UNARY(x); break;
     case FFNC_ACT_RELU: FFNC_MAP_UNARY(x <= 0 ? 0 : x); break;
@@ -75,7 +88,7 @@ ffnc_status KERNEL(activation_forward)(ffnc_activation act, REAL alpha, size_t n
 ffnc_status KERNEL(activation_backward)(ffnc_activation act, REAL alpha, size_t n,
                                         const REAL *diff_dst, const REAL *saved,
                                         REAL *diff_src) {
-    int nt = ffnc_threads_for(n, FFNC_GRAIN_ELEMENTWISE);
+    int nt = ffnc_threads_for(n, LOCAL(activation_grain)(act, 1));
     switch (act) {
     /* s is the forward output y */
     case FFNC_ACT_IDENTITY: FFNC_MAP_BACKWARD(g); break;

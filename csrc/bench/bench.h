@@ -1,0 +1,55 @@
+/* Shared pieces of ffnc-bench: timing, statistics, argument parsing, JSON output.
+ * Each subcommand lives in its own file as `int ffnc_bench_<name>(int argc, char **argv)`
+ * (argv[0] is the subcommand name) and is listed in main.c. */
+#ifndef FFNC_BENCH_H
+#define FFNC_BENCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ffnc.h"
+
+/* Seconds on a monotonic clock. */
+double bench_now(void);
+
+/* Sorts `times` (n > 0) and gives the median, min and max. */
+typedef struct bench_stats {
+    double median, min, max;
+} bench_stats;
+bench_stats bench_summarize(double *times, int n);
+
+/* Options every subcommand shares. */
+typedef struct bench_common {
+    ffnc_dtype dtype;
+    int threads;
+    int reps;
+    int json;
+} bench_common;
+
+/* Parses "--name value" arguments. Each returns 1 when argv[*i] is that option (consuming its
+ * value and advancing *i), 0 when it is another option, -1 (after a message on stderr) when
+ * the value is missing or malformed. */
+int bench_opt_size(int argc, char **argv, int *i, const char *name, size_t *out);
+int bench_opt_int(int argc, char **argv, int *i, const char *name, int *out);
+int bench_opt_string(int argc, char **argv, int *i, const char *name, const char **out);
+/* Parses --dtype, --threads, --reps, --json; same return convention. */
+int bench_opt_common(int argc, char **argv, int *i, bench_common *common);
+/* Applies the common options (thread count); 0 on success. */
+int bench_apply_common(const bench_common *common);
+
+/* Allocates n values of `dtype` filled with uniform values in [lo, hi) from `seed`; NULL on
+ * failure (after a message). Free with free(). */
+void *bench_random_array(ffnc_dtype dtype, size_t n, double lo, double hi, unsigned long long seed);
+
+const char *bench_dtype_name(ffnc_dtype dtype);
+
+/* Peak FMA throughput of one core in GFLOP/s for the active ISA path and dtype, estimated from
+ * the vector width, two FMA pipes and a measured clock; 0 when unknown. */
+double bench_peak_gflops_per_core(ffnc_dtype dtype);
+
+/* Writes the fields every JSON record starts with: op, dtype, threads, isa. */
+void bench_json_begin(const char *op, const bench_common *common);
+
+int bench_usage_error(const char *subcommand, const char *message, const char *arg);
+
+#endif
