@@ -3,6 +3,7 @@
 
 #include "internal.h"
 #include "isa.h"
+#include "vmath.h"
 
 #define REAL float
 #define SFX f32

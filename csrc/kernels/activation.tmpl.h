@@ -5,18 +5,29 @@
  * the derivative is 0, as the upstream gradient is not looked at there. */
 
 #define LOCAL(name) FFNC_CAT2(name, SFX)
+#define VEXP FFNC_CAT2(ffnc_vexp, SFX)
+#define VEXPM1 FFNC_CAT2(ffnc_vexpm1, SFX)
 
-/* ---- scalar forms ---------------------------------------------------------------------- */
+/* ---- scalar forms (branch-free where they use vmath.h, so their loops vectorize) --------- */
 
 static inline REAL LOCAL(sigmoid)(REAL x) {
-    if (x >= 0) return 1 / (1 + exp(-x));
-    REAL e = exp(x); /* x < 0 or NaN: exp cannot overflow here */
-    return e / (1 + e);
+    /* e = e^-|x| never overflows; 1/(1+e) for x >= 0 and e/(1+e) for x < 0 keep full
+     * relative accuracy on both tails. */
+    REAL e = VEXP(-fabs(x));
+    REAL s = 1 / (1 + e);
+    return x >= 0 ? s : e * s;
+}
+
+static inline REAL LOCAL(tanh)(REAL x) {
+    /* tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)): accurate near 0, saturates to 1. */
+    REAL e = VEXPM1(-2 * fabs(x));
+    REAL t = -e / (2 + e);
+    return x < 0 ? -t : t;
 }
 
 static inline REAL LOCAL(softplus)(REAL x) {
     /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no loss for small. */
-    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+    return (x > 0 ? x : 0) + log1p(VEXP(-fabs(x)));
 }
 
 static inline REAL LOCAL(gelu)(REAL x) {
@@ -25,7 +36,7 @@ static inline REAL LOCAL(gelu)(REAL x) {
 
 static inline REAL LOCAL(gelu_derivative)(REAL x) {
     REAL cdf = (REAL)0.5 * (1 + erf(x * (REAL)0.70710678118654752440));
-    REAL pdf = (REAL)0.39894228040143267794 * exp((REAL)-0.5 * x * x);
+    REAL pdf = (REAL)0.39894228040143267794 * VEXP((REAL)-0.5 * x * x);
     return cdf + x * pdf;
 }
 
@@ -74,11 +85,11 @@ ffnc_status KERNEL(activation_forward)(ffnc_activation act, REAL alpha, size_t n
     case FFNC_ACT_RELU: FFNC_MAP_UNARY(x <= 0 ? 0 : x); break;
     case FFNC_ACT_LEAKY_RELU: FFNC_MAP_UNARY(x > 0 ? x : alpha * x); break;
     case FFNC_ACT_ABS: FFNC_MAP_UNARY(fabs(x)); break;
-    case FFNC_ACT_TANH: FFNC_MAP_UNARY(tanh(x)); break;
+    case FFNC_ACT_TANH: FFNC_MAP_UNARY(LOCAL(tanh)(x)); break;
     case FFNC_ACT_SIGMOID: FFNC_MAP_UNARY(LOCAL(sigmoid)(x)); break;
     case FFNC_ACT_SOFTPLUS: FFNC_MAP_UNARY(LOCAL(softplus)(x)); break;
     case FFNC_ACT_HARD_TANH: FFNC_MAP_UNARY(x < -1 ? -1 : (x > 1 ? 1 : x)); break;
-    case FFNC_ACT_ELU: FFNC_MAP_UNARY(x > 0 ? x : alpha * expm1(x)); break;
+    case FFNC_ACT_ELU: FFNC_MAP_UNARY(x > 0 ? x : alpha * VEXPM1(x)); break;
     case FFNC_ACT_GELU: FFNC_MAP_UNARY(LOCAL(gelu)(x)); break;
     default: return FFNC_ERR_INVALID_ARGUMENT;
     }
@@ -209,3 +220,5 @@ ffnc_status KERNEL(bias_backward)(size_t rows, size_t cols, const REAL *diff_dst
 #undef BIAS_TILE
 
 #undef LOCAL
+#undef VEXP
+#undef VEXPM1
