@@ -67,8 +67,9 @@ static inline float ffnc_pow2_f32(int32_t k) {
 }
 
 static inline float ffnc_vexp_f32(float x) {
-    /* Clamp so that n stays in [-150, 128]; the selects below fix the ends. */
-    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    /* Clamp so that n stays in [-150, 128], NaN to 0 so the integer steps stay defined; the
+     * selects below fix the ends and return the NaN. */
+    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : (x != x ? 0.0f : x));
     int32_t n;
     float r;
     ffnc_exp_reduce_f32(xc, &n, &r);
@@ -81,7 +82,7 @@ static inline float ffnc_vexp_f32(float x) {
 }
 
 static inline float ffnc_vexpm1_f32(float x) {
-    float xc = x < -30.0f ? -30.0f : (x > 89.0f ? 89.0f : x);
+    float xc = x < -30.0f ? -30.0f : (x > 89.0f ? 89.0f : (x != x ? 0.0f : x));
     int32_t n;
     float r;
     ffnc_exp_reduce_f32(xc, &n, &r);
@@ -137,7 +138,7 @@ static inline double ffnc_pow2_f64(int64_t k) {
 }
 
 static inline double ffnc_vexp_f64(double x) {
-    double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+    double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : (x != x ? 0.0 : x));
     int64_t n;
     double r;
     ffnc_exp_reduce_f64(xc, &n, &r);
@@ -150,7 +151,7 @@ static inline double ffnc_vexp_f64(double x) {
 }
 
 static inline double ffnc_vexpm1_f64(double x) {
-    double xc = x < -40.0 ? -40.0 : (x > 710.0 ? 710.0 : x);
+    double xc = x < -40.0 ? -40.0 : (x > 710.0 ? 710.0 : (x != x ? 0.0 : x));
     int64_t n;
     double r;
     ffnc_exp_reduce_f64(xc, &n, &r);
