@@ -157,7 +157,10 @@ ffnc_status ffnc_bias_backward(ffnc_dtype dtype, size_t rows, size_t cols, const
  * Each loss is `scale` times a sum of per-example (or per-element) terms, so the caller picks
  * the reduction: scale = 1/rows for the batch mean, 1 for the sum. Losses are accumulated in
  * double, in a fixed order. The backward kernels take `diff_loss_scale` = scale * dL/dloss.
- * Labels are int64 class indices in [0, classes); one outside gives FFNC_ERR_LABEL_OUT_OF_RANGE.
+ * scale and diff_loss_scale must be finite (else FFNC_ERR_INVALID_ARGUMENT); with no rows or
+ * elements the loss is 0. Labels are int64 class indices in [0, classes); one outside gives
+ * FFNC_ERR_LABEL_OUT_OF_RANGE, checked before anything is written (outputs stay untouched).
+ * A NaN input gives a NaN loss and NaN in the outputs that depend on it (a whole softmax row).
  * ------------------------------------------------------------------------------------------- */
 
 /* Softmax + cross-entropy with integer labels, fused and stable for logits of any magnitude
@@ -187,7 +190,7 @@ ffnc_status ffnc_log_softmax_backward(ffnc_dtype dtype, size_t rows, size_t cols
 ffnc_status ffnc_bce_logits_forward(ffnc_dtype dtype, size_t n, const void *logits,
                                     const void *targets, double scale, double *loss);
 
-/* diff_logits = diff_loss_scale * (sigmoid(z) - y). */
+/* diff_logits = diff_loss_scale * (sigmoid(z) - y). diff_logits may equal logits or targets. */
 ffnc_status ffnc_bce_logits_backward(ffnc_dtype dtype, size_t n, const void *logits,
                                      const void *targets, double diff_loss_scale,
                                      void *diff_logits);
@@ -196,7 +199,7 @@ ffnc_status ffnc_bce_logits_backward(ffnc_dtype dtype, size_t n, const void *log
 ffnc_status ffnc_mse_forward(ffnc_dtype dtype, size_t n, const void *pred, const void *target,
                              double scale, double *loss);
 
-/* diff_pred = diff_loss_scale * 2 (pred - target). */
+/* diff_pred = diff_loss_scale * 2 (pred - target). diff_pred may equal pred or target. */
 ffnc_status ffnc_mse_backward(ffnc_dtype dtype, size_t n, const void *pred, const void *target,
                               double diff_loss_scale, void *diff_pred);
 
@@ -204,31 +207,40 @@ ffnc_status ffnc_mse_backward(ffnc_dtype dtype, size_t n, const void *pred, cons
 ffnc_status ffnc_l1_forward(ffnc_dtype dtype, size_t n, const void *pred, const void *target,
                             double scale, double *loss);
 
-/* diff_pred = diff_loss_scale * sign(pred - target), sign(0) = 0. */
+/* diff_pred = diff_loss_scale * sign(pred - target), sign(0) = 0. diff_pred may equal pred or
+ * target. */
 ffnc_status ffnc_l1_backward(ffnc_dtype dtype, size_t n, const void *pred, const void *target,
                              double diff_loss_scale, void *diff_pred);
 
 /* ---------------------------------------------------------------------------------------------
- * Optimizer updates over one flat parameter buffer of n values, one pass each.
- * grad is not modified. Hyper-parameters must be finite; lr >= 0, weight_decay >= 0.
+ * Optimizer updates over one flat parameter buffer of n values, one pass each, in place.
+ * grad is not modified; param, grad and the state buffers (velocity, m, v) must not overlap.
+ * State buffers start at zero before the first update. Hyper-parameters must be finite (for
+ * FFNC_F32, also once rounded to float); lr >= 0, weight_decay >= 0; a weight_decay of 0 adds
+ * no term at all. Out-of-domain values give FFNC_ERR_INVALID_ARGUMENT, NULL pointers (n > 0)
+ * FFNC_ERR_NULL_POINTER. Elements are independent: results do not depend on the thread count.
+ * A NaN gradient makes its parameter (and state) NaN.
  * ------------------------------------------------------------------------------------------- */
 
 /* p -= lr * (g + weight_decay * p) */
 ffnc_status ffnc_sgd_update(ffnc_dtype dtype, size_t n, void *param, const void *grad, double lr,
                             double weight_decay);
 
-/* Heavy-ball momentum (0 <= momentum < 1) with coupled weight decay, as in PyTorch:
+/* Heavy-ball momentum (0 <= momentum < 1) with coupled weight decay, as in PyTorch (no
+ * dampening):
  *   d = g + weight_decay * p;  v = momentum * v + d;
- *   classic:  p -= lr * v;     nesterov:  p -= lr * (d + momentum * v). */
+ *   classic:  p -= lr * v;     nesterov (nesterov != 0):  p -= lr * (d + momentum * v). */
 ffnc_status ffnc_momentum_update(ffnc_dtype dtype, size_t n, void *param, const void *grad,
                                  void *velocity, double lr, double momentum, double weight_decay,
                                  int nesterov);
 
-/* Adam (decoupled_weight_decay == 0: weight decay added to the gradient) or AdamW
- * (decoupled_weight_decay != 0: p -= lr * weight_decay * p before the step), bias-corrected:
+/* Adam (decoupled_weight_decay == 0: g += weight_decay * p, an L2 term the adaptive step
+ * rescales) or AdamW (decoupled_weight_decay != 0: p -= lr * weight_decay * p before the step,
+ * as torch.optim.AdamW), bias-corrected:
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *   p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps).
- * step >= 1 counts the updates made so far including this one; 0 <= b1, b2 < 1; eps > 0. */
+ * step >= 1 counts the updates made so far including this one; 0 <= b1, b2 < 1; eps > 0 (and
+ * not 0 once rounded to float, for FFNC_F32). */
 ffnc_status ffnc_adam_update(ffnc_dtype dtype, size_t n, void *param, const void *grad, void *m,
                              void *v, int64_t step, double lr, double beta1, double beta2,
                              double eps, double weight_decay, int decoupled_weight_decay);

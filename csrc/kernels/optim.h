@@ -1,7 +1,21 @@
-/* optim kernels (optim.c), for the kernel table. REAL is bound where the list is expanded. */
+/* Optimizer update kernels (optim.c), for the kernel table. REAL is bound where the list is
+ * expanded.
+ *
+ * The kernels take the public API's arguments after its checks, with hyper-parameters in double:
+ * each kernel derives its loop constants (1 - beta, lr / bias correction, ...) in double once,
+ * then rounds them to REAL for the loop. adam_update takes the bias corrections
+ * 1 - beta1^step and 1 - beta2^step, computed by the API layer, instead of the step count.
+ * param, grad and the state buffers never overlap (the API requires it). */
 #ifndef FFNC_KERNELS_OPTIM_H
 #define FFNC_KERNELS_OPTIM_H
 
-#define FFNC_OPTIM_KERNELS(X)
+#define FFNC_OPTIM_KERNELS(X)                                                                    \
+    X(sgd_update, (size_t n, REAL *param, const REAL *grad, double lr, double weight_decay))    \
+    X(momentum_update, (size_t n, REAL *param, const REAL *grad, REAL *velocity, double lr,     \
+                        double momentum, double weight_decay, int nesterov))                     \
+    X(adam_update, (size_t n, REAL *param, const REAL *grad, REAL *m, REAL *v, double lr,       \
+                    double beta1, double beta2, double eps, double weight_decay,                 \
+                    int decoupled_weight_decay, double bias_correction1,                         \
+                    double bias_correction2))
 
 #endif

@@ -1,0 +1,98 @@
+"""ffnc.graph: computational graphs and symbolic differentiation.
+
+Build a graph from placeholders, parameters and constants with operators (``+ - * / @``,
+unary ``-``) and the functions here (``relu``, ``softmax_cross_entropy``, ...); every node
+knows its shape and dtype as soon as it is built. Derivatives are graphs too (symbol to
+symbol): ``grad`` (reverse mode), ``jvp`` (forward mode), ``hvp`` and ``hessian`` (second
+order), ``jacobian`` (either mode, chosen from the sizes). ``simplify`` shrinks a graph,
+``evaluate`` runs one in numpy (the reference every compiled plan is tested against), and
+``gradcheck`` checks a graph's derivatives against finite differences.
+
+    >>> import numpy as np, ffnc.graph as G
+    >>> x = G.placeholder((None, 2), np.float64, name="x")
+    >>> w = G.parameter(np.ones(2))
+    >>> y = G.sum(G.square(x @ w))
+    >>> dw = G.grad(y, w)
+    >>> G.evaluate(dw, {x: np.ones((3, 2))})
+    array([12., 12.])
+
+Conventions at non-differentiable points: relu'(0) = 0, |x|'(0) = 0, hard_tanh'(+-1) = 0,
+leaky_relu'(0) = elu'(0) = alpha; maximum/minimum ties and group_max ties go to the first.
+"""
+
+# The op families must be registered before anything builds a node.
+from ffnc.graph import ops  # noqa: I001
+from ffnc.graph.check import GradcheckError, GradcheckReport, gradcheck
+from ffnc.graph.forward import jvp
+from ffnc.graph.higher import HVP_DEFAULT, HVP_MODES, JacobianResult, hessian, hvp, jacobian
+from ffnc.graph.interpreter import evaluate
+from ffnc.graph.ir import Node, constant, count_nodes, parameter, placeholder, topo_order
+from ffnc.graph.ops import (
+    ACTIVATIONS,
+    LOSSES,
+    REGISTRY,
+    Op,
+    abs,
+    activation,
+    add,
+    bce_with_logits,
+    broadcast_to,
+    cast,
+    concat,
+    count,
+    div,
+    elu,
+    equal,
+    exp,
+    gelu,
+    greater,
+    greater_equal,
+    group_max,
+    hard_tanh,
+    l1,
+    leaky_relu,
+    less,
+    less_equal,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    maximum,
+    maxout,
+    mean,
+    minimum,
+    mse,
+    mul,
+    neg,
+    one_hot,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    softplus,
+    split,
+    sqdist,
+    sqrt,
+    square,
+    sub,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
+from ffnc.graph.reverse import grad, vjp
+from ffnc.graph.simplify import simplify
+
+__all__ = [
+    "ACTIVATIONS", "HVP_DEFAULT", "HVP_MODES", "LOSSES", "REGISTRY",
+    "GradcheckError", "GradcheckReport", "JacobianResult", "Node", "Op",
+    "abs", "activation", "add", "bce_with_logits", "broadcast_to", "cast", "concat",
+    "constant", "count", "count_nodes", "div", "elu", "equal", "evaluate", "exp", "gelu",
+    "grad", "gradcheck", "greater", "greater_equal", "group_max", "hard_tanh", "hessian", "hvp",
+    "jacobian", "jvp", "l1", "leaky_relu", "less", "less_equal", "log", "log_softmax",
+    "logsumexp", "matmul", "maximum", "maxout", "mean", "minimum", "mse", "mul", "neg",
+    "one_hot", "ops", "parameter", "placeholder", "relu", "reshape", "sigmoid", "simplify",
+    "softmax", "softmax_cross_entropy", "softplus", "split", "sqdist", "sqrt", "square", "sub",
+    "sum", "tanh", "topo_order", "transpose", "vjp", "where",
+]
