@@ -1,0 +1,1 @@
+# plan kernels. Included by _core.pyx.
