@@ -1,5 +1,5 @@
 # Declarations of the C API (csrc/include/ffnc.h) for the Cython layer.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 
 cdef extern from "ffnc.h" nogil:
     ctypedef enum ffnc_status:
@@ -97,3 +97,121 @@ cdef extern from "ffnc.h" nogil:
                                  void *m, void *v, int64_t step, double lr, double beta1,
                                  double beta2, double eps, double weight_decay,
                                  int decoupled_weight_decay)
+
+    ffnc_status ffnc_gemm(ffnc_dtype dtype, int trans_a, int trans_b, size_t m, size_t n,
+                          size_t k, double alpha, const void *a, size_t lda, const void *b,
+                          size_t ldb, double beta, void *c, size_t ldc)
+    ffnc_status ffnc_dense_forward(ffnc_dtype dtype, size_t m, size_t n, size_t k,
+                                   const void *src, const void *weights, int trans_weights,
+                                   const void *bias, ffnc_activation act, double alpha,
+                                   void *pre_act, void *dst)
+    ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k,
+                                    const void *src, const void *weights, int trans_weights,
+                                    ffnc_activation act, double alpha, const void *saved,
+                                    const void *diff_dst, void *diff_pre, void *diff_src,
+                                    void *diff_weights, void *diff_bias, int accumulate_params,
+                                    int accumulate_src)
+
+    ctypedef enum ffnc_plan_arena:
+        FFNC_PLAN_NONE
+        FFNC_PLAN_PARAMS
+        FFNC_PLAN_GRADS
+        FFNC_PLAN_STATE
+        FFNC_PLAN_ACTS
+        FFNC_PLAN_INPUT
+    ctypedef struct ffnc_plan_ref:
+        int32_t arena
+        uint32_t slot
+        size_t offset
+    ctypedef struct ffnc_plan_size:
+        size_t fixed
+        size_t per_batch
+    ctypedef enum ffnc_plan_opcode:
+        FFNC_OP_DENSE_FORWARD
+        FFNC_OP_DENSE_BACKWARD
+        FFNC_OP_GEMM
+        FFNC_OP_ACT_FORWARD
+        FFNC_OP_ACT_BACKWARD
+        FFNC_OP_BIAS_FORWARD
+        FFNC_OP_COLSUM
+        FFNC_OP_ROWSUM
+        FFNC_OP_SUM_ALL
+        FFNC_OP_XENT_FORWARD
+        FFNC_OP_XENT_BACKWARD
+        FFNC_OP_BCE_FORWARD
+        FFNC_OP_MSE_FORWARD
+        FFNC_OP_L1_FORWARD
+        FFNC_OP_BCE_BACKWARD
+        FFNC_OP_MSE_BACKWARD
+        FFNC_OP_L1_BACKWARD
+        FFNC_OP_BINARY
+        FFNC_OP_UNARY
+        FFNC_OP_FILL
+        FFNC_OP_FILL_COUNT
+        FFNC_OP_SGD
+        FFNC_OP_MOMENTUM
+        FFNC_OP_ADAM
+    ctypedef enum ffnc_plan_binary:
+        FFNC_BINARY_ADD
+        FFNC_BINARY_SUB
+        FFNC_BINARY_MUL
+        FFNC_BINARY_DIV
+        FFNC_BINARY_MAXIMUM
+        FFNC_BINARY_MINIMUM
+    ctypedef enum ffnc_plan_unary:
+        FFNC_UNARY_COPY
+        FFNC_UNARY_NEG
+        FFNC_UNARY_SCALE
+        FFNC_UNARY_EXP
+        FFNC_UNARY_LOG
+        FFNC_UNARY_SQUARE
+        FFNC_UNARY_SQRT
+    enum:
+        FFNC_PLAN_TRANS_A
+        FFNC_PLAN_TRANS_B
+        FFNC_PLAN_ACCUMULATE
+        FFNC_PLAN_ACCUMULATE_SRC
+        FFNC_PLAN_MEAN
+        FFNC_PLAN_NESTEROV
+        FFNC_PLAN_DECOUPLED
+        FFNC_PLAN_MAX_REFS
+    ctypedef struct ffnc_plan_instr:
+        int32_t opcode
+        int32_t subop
+        uint32_t flags
+        ffnc_plan_size m
+        ffnc_plan_size n
+        ffnc_plan_size k
+        double alpha
+        double hyper[5]
+        size_t strides[4]
+        ffnc_plan_ref refs[8]
+    ctypedef enum ffnc_plan_input_type:
+        FFNC_PLAN_INPUT_FLOAT
+        FFNC_PLAN_INPUT_INT64
+    ctypedef struct ffnc_plan_input:
+        int32_t type
+        ffnc_plan_size size
+    ctypedef struct ffnc_plan_desc:
+        ffnc_dtype dtype
+        size_t max_batch
+        size_t arena_size[4]
+        size_t n_inputs
+        const ffnc_plan_input *inputs
+        size_t n_instrs
+        const ffnc_plan_instr *instrs
+        size_t n_records
+        const ffnc_plan_ref *records
+    ctypedef struct ffnc_plan:
+        pass
+    ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan, size_t *bad_instr)
+    void ffnc_plan_destroy(ffnc_plan *plan)
+    ffnc_status ffnc_plan_arena_data(ffnc_plan *plan, ffnc_plan_arena arena, void **data,
+                                     size_t *size)
+    ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                              size_t *failed_instr)
+    ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
+                                    const void *const *inputs, double *records,
+                                    size_t *steps_done, size_t *failed_instr)
+    int64_t ffnc_plan_get_step(const ffnc_plan *plan)
+    ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step)

@@ -1,1 +1,234 @@
-# plan kernels. Included by _core.pyx.
+# Plans (csrc/plan): a compiled training step run in one C call. Included by _core.pyx.
+# ffnc.compiler builds the instruction list; this layer packs it into C structs, validates the
+# arrays fed to each run and hands out zero-copy views of the plan's arenas.
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+PLAN_OPCODES = {
+    "dense_forward": FFNC_OP_DENSE_FORWARD, "dense_backward": FFNC_OP_DENSE_BACKWARD,
+    "gemm": FFNC_OP_GEMM, "act_forward": FFNC_OP_ACT_FORWARD,
+    "act_backward": FFNC_OP_ACT_BACKWARD, "bias_forward": FFNC_OP_BIAS_FORWARD,
+    "colsum": FFNC_OP_COLSUM, "rowsum": FFNC_OP_ROWSUM, "sum_all": FFNC_OP_SUM_ALL,
+    "xent_forward": FFNC_OP_XENT_FORWARD, "xent_backward": FFNC_OP_XENT_BACKWARD,
+    "bce_forward": FFNC_OP_BCE_FORWARD, "mse_forward": FFNC_OP_MSE_FORWARD,
+    "l1_forward": FFNC_OP_L1_FORWARD, "bce_backward": FFNC_OP_BCE_BACKWARD,
+    "mse_backward": FFNC_OP_MSE_BACKWARD, "l1_backward": FFNC_OP_L1_BACKWARD,
+    "binary": FFNC_OP_BINARY, "unary": FFNC_OP_UNARY, "fill": FFNC_OP_FILL,
+    "fill_count": FFNC_OP_FILL_COUNT, "sgd": FFNC_OP_SGD, "momentum": FFNC_OP_MOMENTUM,
+    "adam": FFNC_OP_ADAM,
+}
+PLAN_BINARY = {"add": FFNC_BINARY_ADD, "sub": FFNC_BINARY_SUB, "mul": FFNC_BINARY_MUL,
+               "div": FFNC_BINARY_DIV, "maximum": FFNC_BINARY_MAXIMUM,
+               "minimum": FFNC_BINARY_MINIMUM}
+PLAN_UNARY = {"copy": FFNC_UNARY_COPY, "neg": FFNC_UNARY_NEG, "scale": FFNC_UNARY_SCALE,
+              "exp": FFNC_UNARY_EXP, "log": FFNC_UNARY_LOG, "square": FFNC_UNARY_SQUARE,
+              "sqrt": FFNC_UNARY_SQRT}
+PLAN_FLAGS = {"trans_a": FFNC_PLAN_TRANS_A, "trans_b": FFNC_PLAN_TRANS_B,
+              "accumulate": FFNC_PLAN_ACCUMULATE, "accumulate_src": FFNC_PLAN_ACCUMULATE_SRC,
+              "mean": FFNC_PLAN_MEAN, "nesterov": FFNC_PLAN_NESTEROV,
+              "decoupled": FFNC_PLAN_DECOUPLED}
+PLAN_ARENAS = {"none": FFNC_PLAN_NONE, "params": FFNC_PLAN_PARAMS, "grads": FFNC_PLAN_GRADS,
+               "state": FFNC_PLAN_STATE, "acts": FFNC_PLAN_ACTS, "input": FFNC_PLAN_INPUT}
+_ARENA_ORDER = ("params", "grads", "state", "acts")
+_OPCODE_NAMES = {v: k for k, v in PLAN_OPCODES.items()}
+
+
+cdef void _fill_instr(ffnc_plan_instr *c, object spec) except *:
+    """One instruction from its Python form (see ffnc.compiler.program.Instr.as_tuple)."""
+    opcode, subop, flags, sizes, alpha, hyper, strides, refs = spec
+    memset(c, 0, sizeof(ffnc_plan_instr))
+    c.opcode = opcode
+    c.subop = subop
+    c.flags = flags
+    c.m.fixed, c.m.per_batch = sizes[0]
+    c.n.fixed, c.n.per_batch = sizes[1]
+    c.k.fixed, c.k.per_batch = sizes[2]
+    c.alpha = alpha
+    if len(hyper) > 5 or len(strides) > 4 or len(refs) > FFNC_PLAN_MAX_REFS:
+        raise ValueError(f"plan instruction {spec!r} has too many fields")
+    for i, h in enumerate(hyper):
+        c.hyper[i] = h
+    for i, s in enumerate(strides):
+        c.strides[i] = s
+    for i, (arena, slot, offset) in enumerate(refs):
+        c.refs[i].arena = arena
+        c.refs[i].slot = slot
+        c.refs[i].offset = offset
+
+
+cdef class PlanHandle:
+    """Owns one C plan and its arenas. Arena views (arena()) keep the handle alive."""
+
+    cdef ffnc_plan *plan
+    cdef readonly object dtype
+    cdef readonly size_t max_batch
+    cdef readonly tuple slots  # (name, numpy dtype, shape with None for the batch)
+    cdef readonly size_t n_records
+
+    def __cinit__(self):
+        self.plan = NULL
+
+    def __init__(self, dtype, size_t max_batch, arena_sizes, slots, instrs, records):
+        self.dtype = np.dtype(dtype)
+        if self.dtype != np.float32 and self.dtype != np.float64:
+            raise TypeError(f"plan dtype must be float32 or float64, got {self.dtype}")
+        self.max_batch = max_batch
+        self.slots = tuple((str(n), np.dtype(d), tuple(s)) for n, d, s in slots)
+        self.n_records = len(records)
+        cdef ffnc_plan_desc desc
+        memset(&desc, 0, sizeof(desc))
+        desc.dtype = FFNC_F32 if self.dtype == np.float32 else FFNC_F64
+        desc.max_batch = max_batch
+        for a in range(4):
+            desc.arena_size[a] = arena_sizes[a]
+        cdef size_t n_in = len(self.slots), n_instr = len(instrs), n_rec = len(records)
+        cdef ffnc_plan_input *c_inputs = <ffnc_plan_input *>malloc(max(n_in, 1) * sizeof(ffnc_plan_input))
+        cdef ffnc_plan_instr *c_instrs = <ffnc_plan_instr *>malloc(max(n_instr, 1) * sizeof(ffnc_plan_instr))
+        cdef ffnc_plan_ref *c_records = <ffnc_plan_ref *>malloc(max(n_rec, 1) * sizeof(ffnc_plan_ref))
+        cdef size_t bad = 0
+        cdef ffnc_status s
+        try:
+            if not c_inputs or not c_instrs or not c_records:
+                raise MemoryError("plan: cannot allocate the instruction list")
+            for i, (name, dt, shape) in enumerate(self.slots):
+                static = int(np.prod([d for d in shape if d is not None], dtype=np.int64))
+                batched = bool(shape) and shape[0] is None
+                c_inputs[i].type = FFNC_PLAN_INPUT_INT64 if dt == np.int64 else FFNC_PLAN_INPUT_FLOAT
+                c_inputs[i].size.fixed = 0 if batched else static
+                c_inputs[i].size.per_batch = static if batched else 0
+            for i, spec in enumerate(instrs):
+                _fill_instr(&c_instrs[i], spec)
+            for i, (arena, offset) in enumerate(records):
+                c_records[i].arena = arena
+                c_records[i].slot = 0
+                c_records[i].offset = offset
+            desc.n_inputs = n_in
+            desc.inputs = c_inputs
+            desc.n_instrs = n_instr
+            desc.instrs = c_instrs
+            desc.n_records = n_rec
+            desc.records = c_records
+            with nogil:
+                s = ffnc_plan_create(&desc, &self.plan, &bad)
+            if s != FFNC_OK:
+                where = (f"instruction {bad} ({_OPCODE_NAMES.get(instrs[bad][0], instrs[bad][0])})"
+                         if bad < n_instr else "the plan description")
+                _check(s, f"plan: {where} is invalid")
+        finally:
+            free(c_inputs)
+            free(c_instrs)
+            free(c_records)
+
+    def __dealloc__(self):
+        ffnc_plan_destroy(self.plan)
+
+    def arena(self, str which):
+        """A writable 1-D view of arena `which` (params, grads, state, acts); it keeps the plan
+        alive."""
+        if which not in _ARENA_ORDER:
+            raise ValueError(f"arena must be one of {_ARENA_ORDER}, got {which!r}")
+        cdef void *data = NULL
+        cdef size_t size = 0
+        _check(ffnc_plan_arena_data(self.plan, <ffnc_plan_arena>PLAN_ARENAS[which], &data, &size),
+               "plan.arena")
+        cdef cnp.npy_intp dims[1]
+        dims[0] = <cnp.npy_intp>size
+        cdef int typenum = cnp.NPY_FLOAT32 if self.dtype == np.float32 else cnp.NPY_FLOAT64
+        cdef cnp.ndarray view = cnp.PyArray_SimpleNewFromData(1, dims, typenum, data)
+        cnp.Py_INCREF(self)
+        cnp.PyArray_SetBaseObject(view, self)
+        return view
+
+    property step:
+        """Steps run so far (Adam's bias correction counts from it); settable for resuming."""
+        def __get__(self):
+            return ffnc_plan_get_step(self.plan)
+
+        def __set__(self, value):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"step must be an int, got {type(value).__name__}")
+            if value < 0:
+                raise ValueError(f"step must be >= 0, got {value}")
+            _check(ffnc_plan_set_step(self.plan, <int64_t>value), "plan.step")
+
+    cdef size_t _bind(self, list arrays, const void **ptrs, bint whole) except 0:
+        """Checks the arrays fed to the input slots; returns the batch (rows) they agree on."""
+        if len(arrays) != len(self.slots):
+            raise ValueError(f"plan: expected {len(self.slots)} inputs, got {len(arrays)}")
+        cdef size_t rows = 0
+        rows_from = None
+        cdef cnp.ndarray a
+        for i, (name, dt, shape) in enumerate(self.slots):
+            x = arrays[i]
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"input {name!r} must be a numpy.ndarray, got {type(x).__name__}")
+            a = <cnp.ndarray>x
+            if a.dtype != dt:
+                raise TypeError(f"input {name!r} must have dtype {dt}, got {a.dtype}; ffnc "
+                                f"never casts silently, convert it explicitly")
+            if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+                raise ValueError(f"input {name!r} must be C-contiguous; pass "
+                                 f"numpy.ascontiguousarray({name})")
+            got = (<object>a).shape
+            if len(got) != len(shape) or any(d is not None and d != g for d, g in zip(shape, got)):
+                shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+                raise ValueError(f"input {name!r} must have shape {shown} (None: the batch), "
+                                 f"got {got}")
+            if shape and shape[0] is None:
+                if rows_from is None:
+                    rows, rows_from = got[0], name
+                elif got[0] != rows:
+                    raise ValueError(f"inputs disagree on the batch size: {rows_from!r} has "
+                                     f"{rows} rows, {name!r} has {got[0]}")
+            ptrs[i] = cnp.PyArray_DATA(a)
+        if rows_from is None:
+            return 1
+        if rows == 0:
+            raise ValueError(f"input {rows_from!r} has no rows")
+        if not whole and rows > self.max_batch:
+            raise ValueError(f"input {rows_from!r} has {rows} rows but the plan was compiled "
+                             f"for batches of at most {self.max_batch}")
+        return rows
+
+    def run(self, list arrays):
+        """One step over `arrays` (one per input slot, in order); returns the batch size."""
+        cdef const void **ptrs = <const void **>malloc(max(len(self.slots), 1) * sizeof(void *))
+        if not ptrs:
+            raise MemoryError("plan.run")
+        cdef size_t batch, failed = 0
+        cdef ffnc_status s
+        try:
+            batch = self._bind(arrays, ptrs, False)
+            with nogil:
+                s = ffnc_plan_run(self.plan, batch, ptrs, &failed)
+            if s != FFNC_OK:
+                _check(s, f"plan.run: instruction {failed}")
+        finally:
+            free(ptrs)
+        return batch
+
+    def run_epoch(self, list arrays, size_t batch):
+        """ceil(rows / batch) steps over whole-dataset arrays, minibatches in order; returns the
+        recorded scalars, shape (steps, n_records)."""
+        if batch < 1 or batch > self.max_batch:
+            raise ValueError(f"batch must be in [1, {self.max_batch}] (the plan's maximum), "
+                             f"got {batch}")
+        cdef const void **ptrs = <const void **>malloc(max(len(self.slots), 1) * sizeof(void *))
+        if not ptrs:
+            raise MemoryError("plan.run_epoch")
+        cdef size_t rows, steps, done = 0, failed = 0
+        cdef ffnc_status s
+        cdef cnp.ndarray records
+        cdef double *rec_ptr
+        try:
+            rows = self._bind(arrays, ptrs, True)
+            steps = (rows + batch - 1) // batch
+            records = np.zeros((steps, self.n_records), dtype=np.float64)
+            rec_ptr = <double *>cnp.PyArray_DATA(records)
+            with nogil:
+                s = ffnc_plan_run_epoch(self.plan, rows, batch, ptrs, rec_ptr, &done, &failed)
+            if s != FFNC_OK:
+                _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
+        finally:
+            free(ptrs)
+        return records

@@ -52,4 +52,11 @@ void bench_json_begin(const char *op, const bench_common *common);
 
 int bench_usage_error(const char *subcommand, const char *message, const char *arg);
 
+/* Subcommands defined in csrc/bench/gemm.c. */
+int ffnc_bench_gemm(int argc, char **argv);
+int ffnc_bench_dense(int argc, char **argv);
+
+/* Defined in csrc/bench/mlp.c: a whole training step as a plan. */
+int ffnc_bench_mlp(int argc, char **argv);
+
 #endif

@@ -18,6 +18,8 @@ static const subcommand subcommands[] = {
     {"info", ffnc_bench_info, "info [--dtype f32|f64] [--json]: version, ISA path, threads, peak GFLOP/s"},
     {"activation", ffnc_bench_activation,
      "activation --act NAME [--n N] [--backward] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
+    {"mlp", ffnc_bench_mlp,
+     "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--dtype f32|f64] [--threads T] [--json]: one training step (plan)"},
     {"threshold", ffnc_bench_threshold,
      "threshold [--dtype f32|f64] [--reps R]: 1 thread vs all threads over sizes; where threading starts to pay"},
 };

@@ -245,6 +245,224 @@ ffnc_status ffnc_adam_update(ffnc_dtype dtype, size_t n, void *param, const void
                              void *v, int64_t step, double lr, double beta1, double beta2,
                              double eps, double weight_decay, int decoupled_weight_decay);
 
+/* ---------------------------------------------------------------------------------------------
+ * Matrix multiply (GEMM) and dense layers
+ *
+ * Row-major: a matrix stored as rows x cols with row stride ld (>= cols) holds element (r, c)
+ * at index r * ld + c. op(X) is X, or X^T when the matching trans flag is non-zero. The output
+ * must not overlap an input. Every element of the result is computed by the same operations in
+ * the same order whatever the thread count: results are bitwise reproducible. The ISA paths
+ * differ only in rounding (the AVX2 and AVX-512 paths use fused multiply-adds).
+ * ------------------------------------------------------------------------------------------- */
+
+/* C (m x n, row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is m x k (A stored k x m
+ * when trans_a, else m x k, row stride lda) and op(B) is k x n (B stored n x k when trans_b,
+ * else k x n, row stride ldb). beta == 0 does not read C (NaN there is overwritten); alpha == 0
+ * or k == 0 does not read A or B. FFNC_ERR_OUT_OF_MEMORY when the packing buffers (a few MiB
+ * per thread, kept for later calls) cannot be allocated; C is then unchanged. */
+ffnc_status ffnc_gemm(ffnc_dtype dtype, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      double alpha, const void *a, size_t lda, const void *b, size_t ldb,
+                      double beta, void *c, size_t ldc);
+
+/* A dense layer, fused: dst (m x n) = act(src @ op(W) + bias), src m x k, W stored k x n (or
+ * n x k with trans_weights, the PyTorch layout), bias n values or NULL. The bias and activation
+ * are applied to each tile of dst while it is in cache, with the semantics of
+ * ffnc_bias_forward and ffnc_activation_forward (bitwise). pre_act (m x n, or NULL) receives
+ * src @ op(W) + bias, the input of the activation, which ffnc_dense_backward needs when
+ * ffnc_activation_backward_uses_dst(act) == 0. */
+ffnc_status ffnc_dense_forward(ffnc_dtype dtype, size_t m, size_t n, size_t k, const void *src,
+                               const void *weights, int trans_weights, const void *bias,
+                               ffnc_activation act, double alpha, void *pre_act, void *dst);
+
+/* The backward of ffnc_dense_forward. saved is dst when ffnc_activation_backward_uses_dst(act),
+ * else pre_act. In one pass over diff_dst: diff_pre = diff_dst * act'(saved) (m x n; may equal
+ * diff_dst; may be NULL when act is identity, then diff_dst is used) and diff_bias (n, or NULL)
+ * = the column sums of diff_pre (rows in increasing order, in double, as ffnc_bias_backward).
+ * Then diff_weights (shaped like W, or NULL) = src^T diff_pre (or its transpose), and diff_src
+ * (m x k, or NULL) = diff_pre op(W)^T. With accumulate_params != 0, diff_weights and diff_bias
+ * are added to instead of set; with accumulate_src != 0, diff_src is. */
+ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, const void *src,
+                                const void *weights, int trans_weights, ffnc_activation act,
+                                double alpha, const void *saved, const void *diff_dst,
+                                void *diff_pre, void *diff_src, void *diff_weights,
+                                void *diff_bias, int accumulate_params, int accumulate_src);
+
+/* ---------------------------------------------------------------------------------------------
+ * Plans: a compiled training step (forward, backward, optimizer update) as an array of
+ * instructions that ffnc_plan_run executes in one call, with no allocation per step.
+ *
+ * Every operand is a reference into one of the plan's arenas, allocated (zeroed) once by
+ * ffnc_plan_create: parameters, gradients, persistent state (optimizer state, constants,
+ * frozen parameters) and activations (every intermediate, slices reused by liveness), all of
+ * the plan's dtype; or into an input slot, bound to a caller array at each run. Offsets and
+ * sizes count elements. A size is `fixed + per_batch * batch`, batch being the number of rows
+ * of this run (1 <= batch <= max_batch), so one plan serves every batch size up to its max.
+ * ffnc_plan_create checks every operand of every instruction (in bounds at every batch size,
+ * with overflow-checked arithmetic, input slots read only, the right element type), so a
+ * created plan never reads or writes outside its arenas or its inputs.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ffnc_plan_arena {
+    FFNC_PLAN_NONE = 0,    /* no operand (an optional one left out) */
+    FFNC_PLAN_PARAMS = 1,  /* trainable parameters: what the optimizer instructions update */
+    FFNC_PLAN_GRADS = 2,   /* their gradients, in the same layout */
+    FFNC_PLAN_STATE = 3,   /* optimizer state, constants, frozen parameters */
+    FFNC_PLAN_ACTS = 4,    /* intermediates */
+    FFNC_PLAN_INPUT = 5    /* input slot `slot`, bound per run (read only) */
+} ffnc_plan_arena;
+
+typedef struct ffnc_plan_ref {
+    int32_t arena;   /* an ffnc_plan_arena */
+    uint32_t slot;   /* the input slot, for FFNC_PLAN_INPUT */
+    size_t offset;   /* in elements */
+} ffnc_plan_ref;
+
+/* fixed + per_batch * batch */
+typedef struct ffnc_plan_size {
+    size_t fixed;
+    size_t per_batch;
+} ffnc_plan_size;
+
+typedef enum ffnc_plan_opcode {
+    /* refs: src, weights, bias?, pre_act?, dst; m, n, k; subop activation, alpha; TRANS_B */
+    FFNC_OP_DENSE_FORWARD = 1,
+    /* refs: src?, weights?, saved?, diff_dst, diff_pre?, diff_src?, diff_weights?, diff_bias?;
+     * as ffnc_dense_backward; ACCUMULATE (params), ACCUMULATE_SRC, TRANS_B */
+    FFNC_OP_DENSE_BACKWARD = 2,
+    /* refs: a, b, c; c (m x n) = alpha op(a) op(b) (+ c with ACCUMULATE); TRANS_A, TRANS_B */
+    FFNC_OP_GEMM = 3,
+    /* refs: src, dst (n elements); subop activation, alpha */
+    FFNC_OP_ACT_FORWARD = 4,
+    /* refs: diff_dst, saved, diff_src (n elements); subop activation, alpha */
+    FFNC_OP_ACT_BACKWARD = 5,
+    /* refs: src (m x n), bias (n), dst */
+    FFNC_OP_BIAS_FORWARD = 6,
+    /* refs: src (m x n), dst (n): column sums, rows in increasing order (ACCUMULATE, MEAN) */
+    FFNC_OP_COLSUM = 7,
+    /* refs: src (m x n), dst (m): row sums, columns in increasing order (ACCUMULATE, MEAN) */
+    FFNC_OP_ROWSUM = 8,
+    /* refs: src (n), dst (1): the sum in fixed blocks (ACCUMULATE, MEAN) */
+    FFNC_OP_SUM_ALL = 9,
+    /* refs: logits (m x n), labels (int64 input, m), probs (m x n), loss (1); MEAN divides
+     * by m; the loss is further multiplied by alpha */
+    FFNC_OP_XENT_FORWARD = 10,
+    /* refs: probs, labels, ct? (1), diff_logits; scale = alpha * ct (* 1/m with MEAN) */
+    FFNC_OP_XENT_BACKWARD = 11,
+    /* refs: a (n), b (n), loss (1); MEAN divides by n; times alpha */
+    FFNC_OP_BCE_FORWARD = 12,
+    FFNC_OP_MSE_FORWARD = 13,
+    FFNC_OP_L1_FORWARD = 14,
+    /* refs: a (n), b (n), ct? (1), diff_a (n); scale = alpha * ct (* 1/n with MEAN) */
+    FFNC_OP_BCE_BACKWARD = 15,
+    FFNC_OP_MSE_BACKWARD = 16,
+    FFNC_OP_L1_BACKWARD = 17,
+    /* refs: a, b, dst (m x n, contiguous): dst[r, c] (=|+=) a[r sa0 + c sa1] op b[r sb0 + c sb1]
+     * with strides[] = {sa0, sa1, sb0, sb1} (0 broadcasts); subop an ffnc_plan_binary */
+    FFNC_OP_BINARY = 18,
+    /* refs: a, dst (m x n): dst[r, c] (=|+=) f(a[r sa0 + c sa1]); subop an ffnc_plan_unary */
+    FFNC_OP_UNARY = 19,
+    /* refs: dst (n): every element = alpha */
+    FFNC_OP_FILL = 20,
+    /* refs: dst (n): every element = m (the size, at this run's batch) */
+    FFNC_OP_FILL_COUNT = 21,
+    /* refs: params, grads (n each); hyper = {lr, weight_decay} */
+    FFNC_OP_SGD = 22,
+    /* refs: params, grads, velocity; hyper = {lr, momentum, weight_decay}; NESTEROV */
+    FFNC_OP_MOMENTUM = 23,
+    /* refs: params, grads, m, v; hyper = {lr, beta1, beta2, eps, weight_decay}; DECOUPLED;
+     * the step is the plan's step counter + 1 */
+    FFNC_OP_ADAM = 24
+} ffnc_plan_opcode;
+
+typedef enum ffnc_plan_binary {
+    FFNC_BINARY_ADD = 0, FFNC_BINARY_SUB = 1, FFNC_BINARY_MUL = 2, FFNC_BINARY_DIV = 3,
+    FFNC_BINARY_MAXIMUM = 4, FFNC_BINARY_MINIMUM = 5
+} ffnc_plan_binary;
+
+typedef enum ffnc_plan_unary {
+    FFNC_UNARY_COPY = 0, FFNC_UNARY_NEG = 1, FFNC_UNARY_SCALE = 2 /* alpha x */,
+    FFNC_UNARY_EXP = 3, FFNC_UNARY_LOG = 4, FFNC_UNARY_SQUARE = 5, FFNC_UNARY_SQRT = 6
+} ffnc_plan_unary;
+
+enum {
+    FFNC_PLAN_TRANS_A = 1u << 0,
+    FFNC_PLAN_TRANS_B = 1u << 1,
+    FFNC_PLAN_ACCUMULATE = 1u << 2,
+    FFNC_PLAN_ACCUMULATE_SRC = 1u << 3,
+    FFNC_PLAN_MEAN = 1u << 4,
+    FFNC_PLAN_NESTEROV = 1u << 5,
+    FFNC_PLAN_DECOUPLED = 1u << 6
+};
+
+#define FFNC_PLAN_MAX_REFS 8
+
+typedef struct ffnc_plan_instr {
+    int32_t opcode;        /* an ffnc_plan_opcode */
+    int32_t subop;         /* ffnc_activation, ffnc_plan_binary or ffnc_plan_unary */
+    uint32_t flags;        /* FFNC_PLAN_* bits */
+    ffnc_plan_size m, n, k;
+    double alpha;          /* activation alpha, GEMM alpha, scale, fill value */
+    double hyper[5];       /* optimizer hyper-parameters */
+    size_t strides[4];     /* FFNC_OP_BINARY / FFNC_OP_UNARY operand strides */
+    ffnc_plan_ref refs[FFNC_PLAN_MAX_REFS];
+} ffnc_plan_instr;
+
+typedef enum ffnc_plan_input_type {
+    FFNC_PLAN_INPUT_FLOAT = 0,  /* the plan's dtype */
+    FFNC_PLAN_INPUT_INT64 = 1   /* class labels */
+} ffnc_plan_input_type;
+
+/* An input slot holds fixed + per_batch * batch elements; per_batch elements per row. */
+typedef struct ffnc_plan_input {
+    int32_t type;   /* an ffnc_plan_input_type */
+    ffnc_plan_size size;
+} ffnc_plan_input;
+
+typedef struct ffnc_plan_desc {
+    ffnc_dtype dtype;
+    size_t max_batch;               /* >= 1 */
+    size_t arena_size[4];           /* elements of params, grads, state, acts */
+    size_t n_inputs;
+    const ffnc_plan_input *inputs;
+    size_t n_instrs;
+    const ffnc_plan_instr *instrs;
+    size_t n_records;               /* scalars ffnc_plan_run_epoch records after each step */
+    const ffnc_plan_ref *records;
+} ffnc_plan_desc;
+
+typedef struct ffnc_plan ffnc_plan;
+
+/* Checks `desc` and every instruction, copies them and allocates the zeroed arenas (the only
+ * allocation; runs allocate nothing). FFNC_ERR_INVALID_ARGUMENT for a malformed instruction
+ * (unknown opcode or sub-op, operand out of bounds, missing or misplaced operand, invalid
+ * hyper-parameter), FFNC_ERR_SIZE_OVERFLOW when its sizes overflow; `*bad_instr` (when not NULL) then receives its index (n_instrs when the
+ * problem is elsewhere). */
+ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan, size_t *bad_instr);
+void ffnc_plan_destroy(ffnc_plan *plan);
+
+/* The arena `arena` (FFNC_PLAN_PARAMS..FFNC_PLAN_ACTS) and its size in elements. */
+ffnc_status ffnc_plan_arena_data(ffnc_plan *plan, ffnc_plan_arena arena, void **data,
+                                 size_t *size);
+
+/* Runs every instruction once over inputs[i] (input slot i, batch rows) and then counts one
+ * step (the counter Adam's bias correction reads). On an error the step stops at the failing
+ * instruction, whose index goes to *failed_instr (when not NULL), and is not counted. */
+ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                          size_t *failed_instr);
+
+/* Runs ceil(rows / batch) steps over whole-dataset inputs: step s binds each per-row input
+ * slot to rows [s batch, min(rows, (s + 1) batch)) (fixed-size slots are bound whole), so
+ * the last step may be smaller. After each step the plan's record scalars are stored as
+ * doubles in records[s * n_records + j] (records may be NULL when n_records is 0).
+ * Stops at the first error (see ffnc_plan_run); *steps_done gets the steps completed. */
+ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
+                                const void *const *inputs, double *records, size_t *steps_done,
+                                size_t *failed_instr);
+
+/* The step counter (steps completed since creation, or as last set, e.g. from a checkpoint). */
+int64_t ffnc_plan_get_step(const ffnc_plan *plan);
+ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step);
+
 #ifdef __cplusplus
 }
 #endif

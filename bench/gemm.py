@@ -1,0 +1,218 @@
+"""ffnc GEMM and fused dense layer against numpy (OpenBLAS), in the same run, interleaved.
+
+    PYTHONPATH=build/dev/stage python bench/gemm.py [--threads 1 2] [--dtype f32 f64] [--quick]
+
+Each thread count runs in its own worker process with OPENBLAS_NUM_THREADS (and ffnc's thread
+count) set to it, so both libraries get the same number of cores. For every shape the two
+libraries alternate in blocks of reps (with a pause between blocks when threaded, so that one
+library's spinning idle threads do not slow the other), and the table reports each one's
+median GFLOP/s and the ratio ffnc / numpy (> 1: ffnc is faster). Shapes: square 256 .. 2048;
+the MLP shapes Y = X W with batch M in {32, 128, 512} and (K, N) in {784, 1024, 4096}^2 and
+their backward products dW = X^T dY (TN) and dX = dY W^T (NT); then dense (x @ W + b, relu)
+against np.maximum(x @ W + b, 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+MLP_BATCHES = (32, 128, 512)
+MLP_WIDTHS = (784, 1024, 4096)
+SQUARES = (256, 512, 1024, 2048)
+DENSE_SHAPES = ((128, 512, 512), (128, 1024, 1024), (512, 1024, 1024), (128, 4096, 4096),
+                (512, 4096, 4096))
+
+
+def gemm_cases(quick: bool) -> list[tuple[str, int, int, int, bool, bool]]:
+    """(label, m, n, k, trans_a, trans_b) of every GEMM case."""
+    cases = [(f"square {s}", s, s, s, False, False) for s in SQUARES]
+    widths = (784, 4096) if quick else MLP_WIDTHS
+    batches = (32, 512) if quick else MLP_BATCHES
+    for m in batches:
+        for k in widths:
+            for n in widths:
+                cases.append((f"fwd  X W     M={m} K={k} N={n}", m, n, k, False, False))
+                cases.append((f"dW   X^T dY  M={m} K={k} N={n}", k, n, m, True, False))
+                cases.append((f"dX   dY W^T  M={m} K={k} N={n}", m, k, n, False, True))
+    return cases
+
+
+def _timed(fn, seconds: float, min_reps: int) -> list[float]:
+    """Seconds of each call of fn, for at least min_reps calls and `seconds` in all."""
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _interleaved(ffnc_fn, numpy_fn, seconds: float, pause: float, rounds: int = 3,
+                 ) -> tuple[float, float]:
+    """Median seconds of ffnc_fn and numpy_fn, timed in alternating blocks.
+
+    Each block starts with one untimed call. With threads, each block is followed by a pause:
+    OpenBLAS's idle workers spin for about 2^28 cycles after a call, and libgomp's for a
+    while too, so back-to-back calls of the two libraries would steal each other's cores.
+    """
+    ffnc_times: list[float] = []
+    numpy_times: list[float] = []
+    for r in range(rounds):
+        order = ((ffnc_fn, ffnc_times), (numpy_fn, numpy_times))
+        for fn, times in order if r % 2 == 0 else order[::-1]:
+            fn()
+            times += _timed(fn, seconds / rounds, 1)
+            time.sleep(pause)
+    return statistics.median(ffnc_times), statistics.median(numpy_times)
+
+
+def _numpy_dense_relu(x, w, bias):
+    """The numpy way: three passes and two temporaries."""
+    import numpy as np
+
+    return np.maximum(x @ w + bias, 0)
+
+
+def worker(threads: int, dtypes: list[str], quick: bool, seconds: float) -> None:
+    """Runs every case with `threads` threads and prints one JSON object per case."""
+    import numpy as np
+
+    import ffnc
+    from ffnc import kernels
+
+    ffnc.set_num_threads(threads)
+    pause = 0.15 if threads > 1 else 0.0
+    rng = np.random.default_rng(0)
+    for dtype_name in dtypes:
+        dtype = np.float32 if dtype_name == "f32" else np.float64
+        for label, m, n, k, ta, tb in gemm_cases(quick):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            c_ffnc = np.empty((m, n), dtype)
+            c_numpy = np.empty((m, n), dtype)
+            a_op, b_op = (a.T if ta else a), (b.T if tb else b)
+            t_ffnc, t_numpy = _interleaved(
+                partial(kernels.gemm, a, b, trans_a=ta, trans_b=tb, out=c_ffnc),
+                partial(np.matmul, a_op, b_op, out=c_numpy), seconds, pause)
+            flops = 2.0 * m * n * k
+            print(json.dumps({"op": "gemm", "label": label, "dtype": dtype_name,
+                              "threads": threads, "m": m, "n": n, "k": k,
+                              "ffnc_gflops": flops / t_ffnc / 1e9,
+                              "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
+        for m, k, n in DENSE_SHAPES[:2] if quick else DENSE_SHAPES:
+            x = rng.standard_normal((m, k)).astype(dtype)
+            w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+            bias = rng.standard_normal(n).astype(dtype)
+            out = np.empty((m, n), dtype)
+            t_ffnc, t_numpy = _interleaved(
+                partial(kernels.dense, x, w, bias, activation="relu", out=out),
+                partial(_numpy_dense_relu, x, w, bias), seconds, pause)
+            flops = 2.0 * m * n * k
+            print(json.dumps({"op": "dense", "label": f"dense relu M={m} K={k} N={n}",
+                              "dtype": dtype_name, "threads": threads, "m": m, "n": n, "k": k,
+                              "ffnc_gflops": flops / t_ffnc / 1e9,
+                              "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
+
+
+def _bench_binary() -> str | None:
+    found = shutil.which("ffnc-bench")
+    if found:
+        return found
+    root = Path(__file__).resolve().parent.parent
+    for candidate in sorted(root.glob("build/*/ffnc-bench")):
+        return str(candidate)
+    return None
+
+
+def machine_description() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
+
+
+def peak_description(threads: list[int]) -> str:
+    """The FMA peak as ffnc-bench info estimates it (vector width x 2 pipes x measured clock)."""
+    binary = _bench_binary()
+    if binary is None:
+        return "FMA peak: unknown (ffnc-bench not found)"
+    parts = []
+    for dtype in ("f32", "f64"):
+        try:
+            out = subprocess.run([binary, "info", "--dtype", dtype, "--json"], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout
+            per_core = json.loads(out.splitlines()[-1])["peak_gflops_per_core"]
+        except (subprocess.SubprocessError, OSError, ValueError, KeyError, IndexError):
+            return "FMA peak: unknown (ffnc-bench info failed)"
+        parts.append(f"{dtype} {per_core:.1f} GFLOP/s per core "
+                     f"({', '.join(f'{per_core * t:.1f} on {t}' for t in threads)})")
+    return "FMA peak: " + "; ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtype", nargs="+", choices=["f32", "f64"], default=["f32", "f64"])
+    parser.add_argument("--quick", action="store_true", help="a subset of the MLP shapes")
+    parser.add_argument("--seconds", type=float, default=0.3,
+                        help="time per case and library (at least 3 reps each)")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        worker(args.worker, args.dtype, args.quick, args.seconds)
+        return
+
+    import numpy as np
+
+    import ffnc
+
+    print(f"machine: {machine_description()}")
+    print(f"ffnc {ffnc.__version__} isa={ffnc.get_isa()}; numpy {np.__version__}")
+    print(peak_description(args.threads))
+    rows = []
+    for threads in args.threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            env.pop(variable, None)
+        cmd = [sys.executable, __file__, "--worker", str(threads), "--dtype", *args.dtype,
+               "--seconds", str(args.seconds)] + (["--quick"] if args.quick else [])
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
+            for line in proc.stdout:
+                row = json.loads(line)
+                rows.append(row)
+                print(f"{row['dtype']} t={row['threads']} {row['label']:<34} "
+                      f"ffnc {row['ffnc_gflops']:7.1f}  numpy {row['numpy_gflops']:7.1f} GFLOP/s"
+                      f"  ratio {row['ffnc_gflops'] / row['numpy_gflops']:5.2f}", flush=True)
+        if proc.returncode != 0:
+            sys.exit(f"worker for {threads} threads failed with exit code {proc.returncode}")
+    print("\nsummary: ffnc / numpy GFLOP/s ratio (median, min over cases)")
+    for dtype in args.dtype:
+        for threads in args.threads:
+            for op in ("gemm", "dense"):
+                ratios = [r["ffnc_gflops"] / r["numpy_gflops"] for r in rows
+                          if r["dtype"] == dtype and r["threads"] == threads and r["op"] == op]
+                if ratios:
+                    print(f"  {dtype} {threads} thread(s) {op:<5}: median "
+                          f"{statistics.median(ratios):.2f}, min {min(ratios):.2f} "
+                          f"over {len(ratios)} cases")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+/* ffnc-bench mlp: one training step of an MLP (relu hidden layers, softmax cross-entropy,
+ * SGD momentum 0.9) as a hand-built plan, timed from C. The same step bench/step.py times
+ * through the compiler. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define MLP_MAX_LAYERS 32
+
+static ffnc_plan_ref at(int arena, size_t offset) { return (ffnc_plan_ref){arena, 0, offset}; }
+
+int ffnc_bench_mlp(int argc, char **argv) {
+    const char *sub = "mlp", *layers_arg = "784,512,512,10";
+    bench_common common = {FFNC_F32, 0, 0, 0};
+    size_t batch = 128, steps = 100;
+    for (int i = 1; i < argc; i++) {
+        int r = bench_opt_common(argc, argv, &i, &common);
+        if (r == 0) r = bench_opt_string(argc, argv, &i, "--layers", &layers_arg);
+        if (r == 0) r = bench_opt_size(argc, argv, &i, "--batch", &batch);
+        if (r == 0) r = bench_opt_size(argc, argv, &i, "--steps", &steps);
+        if (r == 0) return bench_usage_error(sub, "unknown option", argv[i]);
+        if (r < 0) return 2;
+    }
+    size_t width[MLP_MAX_LAYERS + 1];
+    int nl = 0;
+    for (const char *p = layers_arg; *p;) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || v == 0 || nl > MLP_MAX_LAYERS)
+            return bench_usage_error(sub, "--layers expects sizes like 784,512,10", layers_arg);
+        width[nl++] = (size_t)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return bench_usage_error(sub, "--layers expects sizes like 784,512,10", layers_arg);
+    }
+    if (nl < 2 || batch == 0 || steps == 0)
+        return bench_usage_error(sub, "need two layer sizes, --batch and --steps >= 1", NULL);
+    if (bench_apply_common(&common)) return bench_usage_error(sub, "bad --threads", NULL);
+    int L = nl - 1;
+
+    /* params: W_i then b_i per layer. acts: h_i (B x n_i) and dh_i for i = 1..L, probs,
+     * loss. Layer L's h is the logits. */
+    size_t w_off[MLP_MAX_LAYERS], b_off[MLP_MAX_LAYERS], h_off[MLP_MAX_LAYERS + 1],
+        dh_off[MLP_MAX_LAYERS + 1], params = 0, acts = 0;
+    double flops = 0;
+    for (int l = 0; l < L; l++) {
+        w_off[l] = params, params += width[l] * width[l + 1];
+        b_off[l] = params, params += width[l + 1];
+        h_off[l + 1] = acts, acts += batch * width[l + 1];
+        dh_off[l + 1] = acts, acts += batch * width[l + 1];
+        flops += 6.0 * (double)batch * (double)width[l] * (double)width[l + 1];
+    }
+    size_t probs = acts, loss = acts + batch * width[L];
+    acts = loss + 1;
+
+    ffnc_plan_instr ins[3 * MLP_MAX_LAYERS + 3];
+    memset(ins, 0, sizeof ins);
+    int n = 0;
+    for (int l = 0; l < L; l++, n++) {
+        ins[n].opcode = FFNC_OP_DENSE_FORWARD;
+        ins[n].m = (ffnc_plan_size){0, 1};
+        ins[n].n = (ffnc_plan_size){width[l + 1], 0};
+        ins[n].k = (ffnc_plan_size){width[l], 0};
+        ins[n].subop = l + 1 < L ? FFNC_ACT_RELU : FFNC_ACT_IDENTITY;
+        ins[n].refs[0] = l == 0 ? (ffnc_plan_ref){FFNC_PLAN_INPUT, 0, 0} : at(FFNC_PLAN_ACTS, h_off[l]);
+        ins[n].refs[1] = at(FFNC_PLAN_PARAMS, w_off[l]);
+        ins[n].refs[2] = at(FFNC_PLAN_PARAMS, b_off[l]);
+        ins[n].refs[4] = at(FFNC_PLAN_ACTS, h_off[l + 1]);
+    }
+    ins[n].opcode = FFNC_OP_XENT_FORWARD;
+    ins[n].m = (ffnc_plan_size){0, 1};
+    ins[n].n = (ffnc_plan_size){width[L], 0};
+    ins[n].alpha = 1, ins[n].flags = FFNC_PLAN_MEAN;
+    ins[n].refs[0] = at(FFNC_PLAN_ACTS, h_off[L]);
+    ins[n].refs[1] = (ffnc_plan_ref){FFNC_PLAN_INPUT, 1, 0};
+    ins[n].refs[2] = at(FFNC_PLAN_ACTS, probs);
+    ins[n].refs[3] = at(FFNC_PLAN_ACTS, loss);
+    n++;
+    ins[n] = ins[n - 1];
+    ins[n].opcode = FFNC_OP_XENT_BACKWARD;
+    ins[n].refs[0] = at(FFNC_PLAN_ACTS, probs);
+    ins[n].refs[2] = (ffnc_plan_ref){0};
+    ins[n].refs[3] = at(FFNC_PLAN_ACTS, dh_off[L]);
+    n++;
+    for (int l = L - 1; l >= 0; l--, n++) {
+        int hidden = l + 1 < L;
+        ins[n].opcode = FFNC_OP_DENSE_BACKWARD;
+        ins[n].m = (ffnc_plan_size){0, 1};
+        ins[n].n = (ffnc_plan_size){width[l + 1], 0};
+        ins[n].k = (ffnc_plan_size){width[l], 0};
+        ins[n].subop = hidden ? FFNC_ACT_RELU : FFNC_ACT_IDENTITY;
+        ins[n].refs[0] = l == 0 ? (ffnc_plan_ref){FFNC_PLAN_INPUT, 0, 0} : at(FFNC_PLAN_ACTS, h_off[l]);
+        if (l > 0) ins[n].refs[1] = at(FFNC_PLAN_PARAMS, w_off[l]);
+        if (hidden) ins[n].refs[2] = at(FFNC_PLAN_ACTS, h_off[l + 1]);
+        ins[n].refs[3] = at(FFNC_PLAN_ACTS, dh_off[l + 1]);
+        if (hidden) ins[n].refs[4] = at(FFNC_PLAN_ACTS, dh_off[l + 1]);
+        if (l > 0) ins[n].refs[5] = at(FFNC_PLAN_ACTS, dh_off[l]);
+        ins[n].refs[6] = at(FFNC_PLAN_GRADS, w_off[l]);
+        ins[n].refs[7] = at(FFNC_PLAN_GRADS, b_off[l]);
+    }
+    ins[n].opcode = FFNC_OP_MOMENTUM;
+    ins[n].n = (ffnc_plan_size){params, 0};
+    ins[n].hyper[0] = 0.01, ins[n].hyper[1] = 0.9;
+    ins[n].refs[0] = at(FFNC_PLAN_PARAMS, 0);
+    ins[n].refs[1] = at(FFNC_PLAN_GRADS, 0);
+    ins[n].refs[2] = at(FFNC_PLAN_STATE, 0);
+    n++;
+
+    ffnc_plan_input slots[2] = {{FFNC_PLAN_INPUT_FLOAT, {0, width[0]}},
+                                {FFNC_PLAN_INPUT_INT64, {0, 1}}};
+    ffnc_plan_desc desc = {common.dtype, batch, {params, params, params, acts}, 2, slots,
+                           (size_t)n, ins, 0, NULL};
+    ffnc_plan *plan = NULL;
+    size_t bad = 0;
+    ffnc_status s = ffnc_plan_create(&desc, &plan, &bad);
+    void *x = bench_random_array(common.dtype, batch * width[0], -1, 1, 1);
+    int64_t *labels = malloc(batch * sizeof *labels);
+    if (s != FFNC_OK || !x || !labels) {
+        fprintf(stderr, "ffnc-bench mlp: cannot build the plan: %s (instruction %zu)\n",
+                ffnc_status_string(s), bad);
+        ffnc_plan_destroy(plan);
+        free(x);
+        free(labels);
+        return 1;
+    }
+    void *p;
+    size_t np_;
+    ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, &p, &np_);
+    void *init = bench_random_array(common.dtype, params, -0.05, 0.05, 2);
+    if (init) memcpy(p, init, params * (common.dtype == FFNC_F32 ? 4 : 8));
+    free(init);
+    for (size_t r = 0; r < batch; r++) labels[r] = (int64_t)(r % width[L]);
+    const void *inputs[2] = {x, labels};
+    int status = 0;
+    for (int w = 0; w < 3 && status == 0; w++) status = ffnc_plan_run(plan, batch, inputs, NULL);
+    double start = bench_now();
+    for (size_t i = 0; i < steps && status == 0; i++)
+        status = ffnc_plan_run(plan, batch, inputs, NULL);
+    double elapsed = bench_now() - start;
+    if (status != 0) {
+        fprintf(stderr, "ffnc-bench mlp: step failed: %s\n", ffnc_status_string(status));
+    } else {
+        double us = elapsed / (double)steps * 1e6;
+        if (common.json) {
+            bench_json_begin("mlp", &common);
+            printf(", \"layers\": \"%s\", \"batch\": %zu, \"steps\": %zu, \"samples_per_s\": %.1f, "
+                   "\"us_per_step\": %.3f, \"gflops\": %.3f}\n",
+                   layers_arg, batch, steps, (double)batch * (double)steps / elapsed, us,
+                   flops * (double)steps / elapsed / 1e9);
+        } else {
+            printf("mlp %s batch %zu %s, %d threads: %.2f us/step, %.0f samples/s, %.2f GFLOP/s\n",
+                   layers_arg, batch, bench_dtype_name(common.dtype), ffnc_get_num_threads(), us,
+                   (double)batch * (double)steps / elapsed, flops * (double)steps / elapsed / 1e9);
+        }
+    }
+    ffnc_plan_destroy(plan);
+    free(x);
+    free(labels);
+    return status == 0 ? 0 : 1;
+}

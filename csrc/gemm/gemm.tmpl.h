@@ -1,0 +1,548 @@
+/* Body of gemm.c for one REAL type (float or double, SFX f32 or f64). */
+
+#define LOCAL(name) FFNC_CAT2(name, SFX)
+#define MR FFNC_CAT2(GEMM_MR, SFX)
+#define NR FFNC_CAT2(GEMM_NR, SFX)
+#define MC FFNC_CAT2(GEMM_MC, SFX)
+#define UKERNEL FFNC_CAT2(gemm_ukernel, SFX)
+#define UKERNEL_C FFNC_CAT2(gemm_ukernel_c, SFX)
+#define KC FFNC_CAT2(GEMM_KC, SFX)
+#define COPY_ROW FFNC_CAT2(gemm_copy_row, SFX)
+#define MRS FFNC_CAT2(GEMM_MR_SMALL, SFX)
+#define UKERNEL_SMALL FFNC_CAT2(gemm_ukernel_small, SFX)
+
+/* ---- activations -----------------------------------------------------------------------------
+ * The exact activations (one comparison, at most one multiply: identity, relu, leaky relu, abs,
+ * hard tanh) are applied inline to each tile row as it is stored, with the expressions of
+ * csrc/kernels/activation.tmpl.h, so the results are the same bits. The others call this
+ * path's activation kernels on whole rows of a block just finished (still in L2): their cost
+ * is the transcendental function, not memory, and they then stay bitwise identical to
+ * ffnc_activation_forward / _backward whatever those kernels' implementation. */
+
+#define GEMM_PROTO(name, params) ffnc_status KERNEL(name) params;
+FFNC_ACTIVATION_KERNELS(GEMM_PROTO)
+#undef GEMM_PROTO
+
+static inline int LOCAL(exact_activation)(ffnc_activation act) {
+    return act == FFNC_ACT_IDENTITY || act == FFNC_ACT_RELU || act == FFNC_ACT_LEAKY_RELU ||
+           act == FFNC_ACT_ABS || act == FFNC_ACT_HARD_TANH;
+}
+
+#define GEMM_MAP(EXPR)                                \
+    for (size_t j = 0; j < n; j++) {                  \
+        REAL x = v[j];                                \
+        v[j] = (EXPR);                                \
+    }                                                 \
+    break
+
+/* v[j] = act(v[j]) for j < n, for the exact activations; the others are left to the caller. */
+static inline void LOCAL(activate_row)(ffnc_activation act, REAL alpha, size_t n,
+                                       REAL *restrict v) {
+    switch (act) {
+    case FFNC_ACT_RELU: GEMM_MAP(x <= 0 ? 0 : x);
+    case FFNC_ACT_LEAKY_RELU: GEMM_MAP(x > 0 ? x : alpha * x);
+    case FFNC_ACT_ABS: GEMM_MAP(fabs(x));
+    case FFNC_ACT_HARD_TANH: GEMM_MAP(x < -1 ? -1 : (x > 1 ? 1 : x));
+    default: break;
+    }
+}
+#undef GEMM_MAP
+
+#define GEMM_MAP_BACKWARD(EXPR)                       \
+    for (size_t j = 0; j < n; j++) {                  \
+        REAL g = diff_dst[j];                         \
+        REAL s = saved[j];                            \
+        diff_pre[j] = (EXPR);                         \
+    }                                                 \
+    break
+
+/* diff_pre[j] = diff_dst[j] * act'(saved[j]) for the exact activations. */
+static inline void LOCAL(derivative_row)(ffnc_activation act, REAL alpha, size_t n,
+                                         const REAL *diff_dst, const REAL *saved,
+                                         REAL *diff_pre) {
+    switch (act) {
+    case FFNC_ACT_RELU: GEMM_MAP_BACKWARD(s > 0 ? g : 0);
+    case FFNC_ACT_LEAKY_RELU: GEMM_MAP_BACKWARD(s > 0 ? g : alpha * g);
+    case FFNC_ACT_HARD_TANH: GEMM_MAP_BACKWARD(s > -1 && s < 1 ? g : 0);
+    case FFNC_ACT_ABS: GEMM_MAP_BACKWARD(s > 0 ? g : (s < 0 ? -g : 0));
+    default: GEMM_MAP_BACKWARD(g); /* identity */
+    }
+}
+#undef GEMM_MAP_BACKWARD
+
+/* ---- the store of C ----------------------------------------------------------------------- */
+
+/* The epilogue with typed pointers; bias and pre_act are indexed by the global row/column. */
+typedef struct LOCAL(gemm_epi) {
+    const REAL *bias;
+    REAL *pre_act;
+    size_t ld_pre_act;
+    ffnc_activation act;
+    REAL act_alpha;
+    int exact; /* the activation is applied per tile row; else per block (activate_block) */
+} LOCAL(gemm_epi);
+
+/* c[j] = alpha t[j] + beta c[j] for j < n; c is not read when beta == 0. */
+static inline void LOCAL(update_row)(const REAL *restrict t, size_t n, REAL alpha, REAL beta,
+                                     REAL *restrict c) {
+    if (beta == 0)
+        for (size_t j = 0; j < n; j++) c[j] = alpha * t[j];
+    else
+        for (size_t j = 0; j < n; j++) c[j] = alpha * t[j] + beta * c[j];
+}
+
+/* The epilogue on n values of row `row` of C starting at column `col`, just stored. */
+static inline void LOCAL(epilogue_row)(const LOCAL(gemm_epi) *ep, REAL *restrict c, size_t n,
+                                       size_t row, size_t col) {
+    if (ep->bias)
+        for (size_t j = 0; j < n; j++) c[j] = c[j] + ep->bias[col + j];
+    if (ep->pre_act) memcpy(ep->pre_act + row * ep->ld_pre_act + col, c, n * sizeof(REAL));
+    if (ep->exact) LOCAL(activate_row)(ep->act, ep->act_alpha, n, c);
+}
+
+/* The non-exact activation over rows x cols of C (row stride ldc), row by row. The kernel runs
+ * on one thread here: it is called inside the GEMM's parallel region, or on small blocks. */
+static inline void LOCAL(activate_block)(const LOCAL(gemm_epi) *ep, REAL *c, size_t ldc,
+                                         size_t rows, size_t cols) {
+    if (ep == NULL || ep->exact) return;
+    for (size_t i = 0; i < rows; i++)
+        KERNEL(activation_forward)(ep->act, ep->act_alpha, cols, c + i * ldc, c + i * ldc);
+}
+
+/* Writes an mr x nr tile (rows of NR in `tile`) to C at (row, col); ep only after the last K
+ * block. Full tiles take the branch with constant trip counts, which vectorizes fully. */
+static inline void LOCAL(store_tile)(const REAL *tile, size_t mr, size_t nr, REAL alpha,
+                                     REAL beta, REAL *c, size_t ldc, const LOCAL(gemm_epi) *ep,
+                                     size_t row, size_t col) {
+    if (mr == MR && nr == NR) {
+        for (size_t i = 0; i < MR; i++) LOCAL(update_row)(tile + i * NR, NR, alpha, beta, c + i * ldc);
+    } else {
+        for (size_t i = 0; i < mr; i++) LOCAL(update_row)(tile + i * NR, nr, alpha, beta, c + i * ldc);
+    }
+    if (ep)
+        for (size_t i = 0; i < mr; i++) LOCAL(epilogue_row)(ep, c + i * ldc, nr, row + i, col);
+}
+
+/* ---- the problem -------------------------------------------------------------------------- */
+
+typedef struct LOCAL(gemm_problem) {
+    int trans_a, trans_b;
+    size_t m, n, k;
+    REAL alpha, beta;
+    const REAL *a;
+    size_t lda;
+    const REAL *b;
+    size_t ldb;
+    REAL *c;
+    size_t ldc;
+    const LOCAL(gemm_epi) *ep; /* NULL: plain GEMM */
+} LOCAL(gemm_problem);
+
+/* Pointer to op(A)(i, p) and op(B)(p, j). */
+static inline const REAL *LOCAL(a_at)(const LOCAL(gemm_problem) *pr, size_t i, size_t p) {
+    return pr->trans_a ? pr->a + p * pr->lda + i : pr->a + i * pr->lda + p;
+}
+static inline const REAL *LOCAL(b_at)(const LOCAL(gemm_problem) *pr, size_t p, size_t j) {
+    return pr->trans_b ? pr->b + j * pr->ldb + p : pr->b + p * pr->ldb + j;
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+/* The row panels of an MC block: full MR-row panels, then `small` panels of MRS rows (MRS < MR
+ * where the path has a shorter micro-kernel), chosen to cover mc rows with the least padding:
+ * with MR = 6 and MRS = 4 every even mc is covered exactly (32 = 4 x 6 + 2 x 4), where MR
+ * alone would compute 36 rows for 32. */
+static inline size_t LOCAL(small_panels)(size_t mc) {
+    if (MRS >= MR || mc % MR == 0) return 0;
+    size_t best = 0, best_rows = round_up(mc, MR);
+    for (size_t small = 1; small * MRS < MR * 2 && small * MRS <= round_up(mc, MRS); small++) {
+        size_t rest = mc > small * MRS ? mc - small * MRS : 0;
+        size_t rows = round_up(rest, MR) + small * MRS;
+        if (rows < best_rows) {
+            best = small;
+            best_rows = rows;
+        }
+    }
+    return best;
+}
+
+/* The height of the panel that starts at row ir of an MC block with `full` rows in MR-row
+ * panels. */
+static inline size_t LOCAL(panel_height)(size_t ir, size_t full) { return ir < full ? MR : MRS; }
+
+/* Packs rows [0, mr) of a panel of height h (mr <= h) of an untransposed A[.., 0:kc] (a points
+ * at the panel's first element): element (i, p) goes to dst[p h + i]; rows mr..h are zero. */
+static inline void LOCAL(pack_a_panel)(size_t h, size_t mr, size_t kc, const REAL *restrict a,
+                                       size_t lda, REAL *restrict dst) {
+    if (mr == h) {
+        for (size_t p = 0; p < kc; p++)
+            for (size_t i = 0; i < h; i++) dst[p * h + i] = a[i * lda + p];
+    } else {
+        for (size_t p = 0; p < kc; p++) {
+            size_t i = 0;
+            for (; i < mr; i++) dst[p * h + i] = a[i * lda + p];
+            for (; i < h; i++) dst[p * h + i] = 0;
+        }
+    }
+}
+
+/* Packs op(A)[0:mc, 0:kc] (a points at its first element) into row panels (see small_panels):
+ * the panel starting at row ir occupies pa[ir kc ...]; rows past mc are zero. */
+static void LOCAL(pack_a)(int trans, size_t mc, size_t kc, const REAL *restrict a, size_t lda,
+                          size_t full, REAL *restrict pa) {
+    if (trans) {
+        /* op(A) = A^T: row p of A holds op(A)(0:mc, p) contiguously; read it once, whole,
+         * rather than MR values of it per panel */
+        for (size_t p = 0; p < kc; p++) {
+            const REAL *src = a + p * lda;
+            for (size_t i = 0; i < mc; i += 64 / sizeof(REAL))
+                __builtin_prefetch(src + GEMM_PREFETCH_ROWS * lda + i, 0, 2);
+            for (size_t ir = 0, h; ir < mc; ir += h) {
+                h = LOCAL(panel_height)(ir, full);
+                size_t mr = min_size(h, mc - ir);
+                REAL *dst = pa + ir * kc + p * h;
+                size_t i = 0;
+                for (; i < mr; i++) dst[i] = src[ir + i];
+                for (; i < h; i++) dst[i] = 0;
+            }
+        }
+        return;
+    }
+    for (size_t ir = 0, h; ir < mc; ir += h) {
+        h = LOCAL(panel_height)(ir, full);
+        size_t mr = min_size(h, mc - ir);
+        if (h == MR)
+            LOCAL(pack_a_panel)(MR, mr, kc, a + ir * lda, lda, pa + ir * kc);
+        else
+            LOCAL(pack_a_panel)(MRS, mr, kc, a + ir * lda, lda, pa + ir * kc);
+    }
+}
+
+/* Values from one packed B micro-panel to the next: one row of padding, so that the same row
+ * of consecutive panels (written together when B is packed row by row) does not fall in one
+ * cache set, as it would kc x NR values apart (16 KiB for kc = 256, f32 AVX2). */
+static inline size_t LOCAL(panel_stride)(size_t kc) { return kc * NR + NR; }
+
+/* Packs op(B)[0:kc, 0:nc] (b points at its first element) into NR-column micro-panels:
+ * element (p, j) goes to pb[(j / NR) stride + p NR + j % NR], stride = panel_stride(kc);
+ * columns past nc are zero.
+ * Untransposed B is read row by row across all nc columns, so each row is one contiguous run
+ * (several cache lines per page opened) instead of one line per row and panel. */
+static void LOCAL(pack_b)(int trans, size_t kc, size_t nc, const REAL *restrict b, size_t ldb,
+                          REAL *restrict pb) {
+    size_t stride = LOCAL(panel_stride)(kc);
+    if (!trans) {
+        for (size_t p = 0; p < kc; p++) {
+            const REAL *src = b + p * ldb;
+            for (size_t j = 0; j < nc; j += 64 / sizeof(REAL))
+                __builtin_prefetch(src + GEMM_PREFETCH_ROWS * ldb + j, 0, 2);
+            for (size_t jr = 0; jr < nc; jr += NR) {
+                REAL *dst = pb + jr / NR * stride + p * NR;
+                size_t nr = min_size(NR, nc - jr);
+                if (nr == NR) {
+                    COPY_ROW(dst, src + jr);
+                } else {
+                    size_t j = 0;
+                    for (; j < nr; j++) dst[j] = src[jr + j];
+                    for (; j < NR; j++) dst[j] = 0;
+                }
+            }
+        }
+        return;
+    }
+    for (size_t jr = 0; jr < nc; jr += NR) {
+        size_t nr = min_size(NR, nc - jr);
+        const REAL *cols = b + jr * ldb;
+        REAL *dst = pb + jr / NR * stride;
+        if (nr == NR) {
+            for (size_t p = 0; p < kc; p++)
+                for (size_t j = 0; j < NR; j++) dst[p * NR + j] = cols[j * ldb + p];
+        } else {
+            for (size_t p = 0; p < kc; p++) {
+                size_t j = 0;
+                for (; j < nr; j++) dst[p * NR + j] = cols[j * ldb + p];
+                for (; j < NR; j++) dst[p * NR + j] = 0;
+            }
+        }
+    }
+}
+
+/* ---- the blocked product over one rectangle of C ----------------------------------------- */
+
+/* C[i0:i0+m, j0:j0+n] of the problem, with packing buffers pa (MC x KC) and pb (KC x NC), both
+ * sized for this rectangle. */
+static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t m, size_t j0,
+                                size_t n, REAL *restrict pa, REAL *restrict pb) {
+    _Alignas(64) REAL tile[MR * NR];
+    size_t k = pr->k;
+    /* K is cut into equal blocks of at most KC (KC = 256: 784 = 4 x 196, not 3 x 256 + 16, as
+     * a short last block would pay the C update for few FMAs). The cut depends on k only,
+     * never on the threads. M blocks are balanced the same way, in whole MR panels. */
+    size_t k_step = block_step(k, KC, 1);
+    size_t m_step = block_step(m, MC, MR);
+    for (size_t jc = 0; jc < n; jc += GEMM_NC) {
+        size_t nc = min_size(GEMM_NC, n - jc);
+        for (size_t pc = 0; pc < k; pc += k_step) {
+            size_t kc = min_size(k_step, k - pc);
+            REAL beta = pc == 0 ? pr->beta : 1;
+            const LOCAL(gemm_epi) *ep = pc + kc == k ? pr->ep : NULL;
+            for (size_t ic = 0; ic < m; ic += m_step) {
+                size_t mc = min_size(m_step, m - ic);
+                size_t small = LOCAL(small_panels)(mc);
+                size_t full = small ? round_up(mc - min_size(mc, small * MRS), MR) : mc;
+                size_t b_stride = LOCAL(panel_stride)(kc);
+                LOCAL(pack_a)(pr->trans_a, mc, kc, LOCAL(a_at)(pr, i0 + ic, pc), pr->lda, full,
+                              pa);
+                REAL *c = pr->c + (i0 + ic) * pr->ldc + j0 + jc;
+                /* B is packed after the first A block, so the A block is packed before B
+                 * evicts it; later MC blocks reuse the packed B block */
+                if (ic == 0)
+                    LOCAL(pack_b)(pr->trans_b, kc, nc, LOCAL(b_at)(pr, pc, j0 + jc), pr->ldb, pb);
+                for (size_t jr = 0; jr < nc; jr += NR) {
+                    size_t nr = min_size(NR, nc - jr);
+                    for (size_t ir = 0, h; ir < mc; ir += h) {
+                        h = LOCAL(panel_height)(ir, full);
+                        size_t mr = min_size(h, mc - ir);
+                        REAL *ct = c + ir * pr->ldc + jr;
+                        /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the
+                         * tile while the micro-kernel runs, not when it is stored. */
+                        for (size_t i = 0; i < mr; i++) {
+                            __builtin_prefetch(ct + i * pr->ldc, 1);
+                            __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
+                        }
+#if GEMM_DIRECT_C
+                        if (h == MR && mr == MR && nr == NR && ep == NULL) {
+                            UKERNEL_C(kc, pa + ir * kc, pb + jr / NR * b_stride, pr->alpha, beta,
+                                      ct, pr->ldc);
+                            continue;
+                        }
+#endif
+                        if (h == MR)
+                            UKERNEL(kc, pa + ir * kc, pb + jr / NR * b_stride, tile);
+                        else
+                            UKERNEL_SMALL(kc, pa + ir * kc, pb + jr / NR * b_stride, tile);
+                        LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep,
+                                          i0 + ic + ir, j0 + jc + jr);
+                    }
+                }
+                LOCAL(activate_block)(ep, c, pr->ldc, mc, nc);
+            }
+        }
+    }
+}
+
+/* Bytes of packing buffers for an m x n rectangle: the A block, then the B block at a 64-byte
+ * boundary. Both fit in size_t: they are bounded by MC KC and KC NC values. */
+static size_t LOCAL(workspace_bytes)(size_t m, size_t n, size_t k, size_t *b_offset) {
+    size_t kc = min_size(k, KC);
+    size_t a_bytes = round_up(min_size(m, MC), MR) * kc * sizeof(REAL);
+    *b_offset = round_up(a_bytes, 64);
+    return *b_offset + round_up(min_size(n, GEMM_NC), NR) / NR * LOCAL(panel_stride)(kc) *
+                           sizeof(REAL);
+}
+
+/* The rows x columns grid of threads for nth threads: per k step, a thread's tile area plus
+ * its packing (weighted by 16, the multiply-adds per cycle a packed value costs about). */
+static void LOCAL(thread_grid)(size_t m, size_t n, int nth, int *grid_m, int *grid_n) {
+    size_t panels_m = (m + MR - 1) / MR, panels_n = (n + NR - 1) / NR;
+    size_t best = SIZE_MAX;
+    *grid_m = 1;
+    *grid_n = nth;
+    for (int gm = 1; gm <= nth; gm++) {
+        if (nth % gm != 0) continue;
+        int gn = nth / gm;
+        size_t rows = (panels_m + (size_t)gm - 1) / (size_t)gm * MR;
+        size_t cols = (panels_n + (size_t)gn - 1) / (size_t)gn * NR;
+        size_t packing = rows * ((cols + GEMM_NC - 1) / GEMM_NC) + cols;
+        size_t cost = rows * cols + 16 * packing;
+        if (cost < best) {
+            best = cost;
+            *grid_m = gm;
+            *grid_n = gn;
+        }
+    }
+}
+
+static ffnc_status LOCAL(gemm_packed)(const LOCAL(gemm_problem) *pr) {
+    int nt = ffnc_threads_for(saturating_mul3(pr->m, pr->n, pr->k), GEMM_GRAIN);
+    if (nt == 1) {
+        /* no parallel region at all: even an inactive one costs about a microsecond */
+        size_t b_offset;
+        char *ws = thread_workspace(LOCAL(workspace_bytes)(pr->m, pr->n, pr->k, &b_offset));
+        if (ws == NULL) return FFNC_ERR_OUT_OF_MEMORY;
+        LOCAL(gemm_blocked)(pr, 0, pr->m, 0, pr->n, (REAL *)ws, (REAL *)(ws + b_offset));
+        return FFNC_OK;
+    }
+    int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        int nth = omp_get_num_threads(), t = omp_get_thread_num();
+        int grid_m, grid_n;
+        LOCAL(thread_grid)(pr->m, pr->n, nth, &grid_m, &grid_n);
+        size_t panels_m = (pr->m + MR - 1) / MR, panels_n = (pr->n + NR - 1) / NR;
+        size_t tm = (size_t)(t / grid_n), tn = (size_t)(t % grid_n);
+        size_t i0 = ffnc_block_begin(tm, (size_t)grid_m, panels_m) * MR;
+        size_t i1 = min_size(ffnc_block_begin(tm + 1, (size_t)grid_m, panels_m) * MR, pr->m);
+        size_t j0 = ffnc_block_begin(tn, (size_t)grid_n, panels_n) * NR;
+        size_t j1 = min_size(ffnc_block_begin(tn + 1, (size_t)grid_n, panels_n) * NR, pr->n);
+        REAL *pa = NULL, *pb = NULL;
+        if (i0 < i1 && j0 < j1) {
+            size_t b_offset;
+            char *ws = thread_workspace(LOCAL(workspace_bytes)(i1 - i0, j1 - j0, pr->k, &b_offset));
+            if (ws == NULL) {
+#pragma omp atomic write
+                failed = 1;
+            } else {
+                pa = (REAL *)ws;
+                pb = (REAL *)(ws + b_offset);
+            }
+        }
+        /* Nothing is written to C unless every thread has its buffers. */
+#pragma omp barrier
+        int any_failed;
+#pragma omp atomic read
+        any_failed = failed;
+        if (!any_failed && pa != NULL) LOCAL(gemm_blocked)(pr, i0, i1 - i0, j0, j1 - j0, pa, pb);
+    }
+    return failed ? FFNC_ERR_OUT_OF_MEMORY : FFNC_OK;
+}
+
+/* ---- small problems, no packing ----------------------------------------------------------- */
+
+#define GEMM_SMALL_COLS 64
+
+/* sum over p < k of x[p incx] y[p], in eight lanes (p mod 8) added in a fixed tree: the
+ * compiler vectorizes the lanes, and the order is the same on every path. */
+static inline REAL LOCAL(dot)(size_t k, const REAL *x, size_t incx, const REAL *y) {
+    REAL lane[8] = {0};
+    size_t p = 0;
+    if (incx == 1) {
+        for (; p + 8 <= k; p += 8)
+            for (size_t l = 0; l < 8; l++) lane[l] = GEMM_FMA(x[p + l], y[p + l], lane[l]);
+    } else {
+        for (; p + 8 <= k; p += 8)
+            for (size_t l = 0; l < 8; l++) lane[l] = GEMM_FMA(x[(p + l) * incx], y[p + l], lane[l]);
+    }
+    for (size_t l = 0; p < k; p++, l++) lane[l] = GEMM_FMA(x[p * incx], y[p], lane[l]);
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+static void LOCAL(gemm_small)(const LOCAL(gemm_problem) *pr) {
+    REAL acc[GEMM_SMALL_COLS];
+    size_t a_step = pr->trans_a ? pr->lda : 1; /* between op(A)(i, p) and op(A)(i, p + 1) */
+    for (size_t i = 0; i < pr->m; i++) {
+        const REAL *a_row = LOCAL(a_at)(pr, i, 0);
+        REAL *c_row = pr->c + i * pr->ldc;
+        for (size_t j0 = 0; j0 < pr->n; j0 += GEMM_SMALL_COLS) {
+            size_t w = min_size(GEMM_SMALL_COLS, pr->n - j0);
+            if (pr->trans_b) {
+                for (size_t j = 0; j < w; j++)
+                    acc[j] = LOCAL(dot)(pr->k, a_row, a_step, pr->b + (j0 + j) * pr->ldb);
+            } else {
+                for (size_t j = 0; j < w; j++) acc[j] = 0;
+                for (size_t p = 0; p < pr->k; p++) {
+                    REAL aip = a_row[p * a_step];
+                    const REAL *b_row = pr->b + p * pr->ldb + j0;
+                    for (size_t j = 0; j < w; j++) acc[j] = GEMM_FMA(aip, b_row[j], acc[j]);
+                }
+            }
+            LOCAL(update_row)(acc, w, pr->alpha, pr->beta, c_row + j0);
+            if (pr->ep) LOCAL(epilogue_row)(pr->ep, c_row + j0, w, i, j0);
+        }
+        LOCAL(activate_block)(pr->ep, c_row, pr->ldc, 1, pr->n);
+    }
+}
+
+/* C = beta C (then the epilogue): k == 0 or alpha == 0, where A and B are not read. */
+static void LOCAL(gemm_scale)(const LOCAL(gemm_problem) *pr) {
+    int nt = ffnc_threads_for(saturating_mul3(pr->m, pr->n, 1), FFNC_GRAIN_ELEMENTWISE);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t i = 0; i < pr->m; i++) {
+        REAL *c_row = pr->c + i * pr->ldc;
+        if (pr->beta == 0)
+            for (size_t j = 0; j < pr->n; j++) c_row[j] = 0;
+        else
+            for (size_t j = 0; j < pr->n; j++) c_row[j] = pr->beta * c_row[j];
+        if (pr->ep) LOCAL(epilogue_row)(pr->ep, c_row, pr->n, i, 0);
+        LOCAL(activate_block)(pr->ep, c_row, pr->ldc, 1, pr->n);
+    }
+}
+
+ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k, REAL alpha,
+                         const REAL *a, size_t lda, const REAL *b, size_t ldb, REAL beta, REAL *c,
+                         size_t ldc, const ffnc_gemm_epilogue *epilogue) {
+    if (m == 0 || n == 0) return FFNC_OK;
+    LOCAL(gemm_epi) ep;
+    if (epilogue) {
+        ep.bias = epilogue->bias;
+        ep.pre_act = epilogue->pre_act;
+        ep.ld_pre_act = epilogue->ld_pre_act;
+        ep.act = epilogue->act;
+        ep.act_alpha = (REAL)epilogue->act_alpha;
+        ep.exact = LOCAL(exact_activation)(ep.act);
+    }
+    LOCAL(gemm_problem) pr = {trans_a != 0, trans_b != 0, m, n, k, alpha, beta, a, lda,
+                              b, ldb, c, ldc, epilogue ? &ep : NULL};
+    if (k == 0 || alpha == 0) {
+        LOCAL(gemm_scale)(&pr);
+        return FFNC_OK;
+    }
+    if (saturating_mul3(m, n, k) <= GEMM_SMALL_WORK || m == 1 || (n == 1 && trans_b)) {
+        LOCAL(gemm_small)(&pr);
+        return FFNC_OK;
+    }
+    return LOCAL(gemm_packed)(&pr);
+}
+
+/* ---- backward helper ---------------------------------------------------------------------- */
+
+#define GEMM_BIAS_TILE 256
+
+ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t rows, size_t cols,
+                                       const REAL *diff_dst, const REAL *saved, REAL *diff_pre,
+                                       REAL *diff_bias, int accumulate) {
+    if (!LOCAL(exact_activation)(act)) {
+        /* two passes through the kernels themselves: their derivative is the costly part */
+        FFNC_TRY(KERNEL(activation_backward)(act, alpha, rows * cols, diff_dst, saved, diff_pre));
+        return diff_bias ? KERNEL(bias_backward)(rows, cols, diff_pre, diff_bias, accumulate)
+                         : FFNC_OK;
+    }
+    int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
+    if (diff_bias == NULL) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (size_t r = 0; r < rows; r++)
+            LOCAL(derivative_row)(act, alpha, cols, diff_dst + r * cols, saved + r * cols,
+                                  diff_pre + r * cols);
+        return FFNC_OK;
+    }
+    /* One pass: column tiles split across threads; each sums all its rows in order in double,
+     * as bias_backward does, while the piece of diff_pre just written is in L1. */
+    size_t tiles = (cols + GEMM_BIAS_TILE - 1) / GEMM_BIAS_TILE;
+    if ((size_t)nt > tiles) nt = (int)tiles;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t t = 0; t < tiles; t++) {
+        size_t c0 = t * GEMM_BIAS_TILE;
+        size_t w = min_size(GEMM_BIAS_TILE, cols - c0);
+        double sum[GEMM_BIAS_TILE] = {0};
+        for (size_t r = 0; r < rows; r++) {
+            size_t at = r * cols + c0;
+            LOCAL(derivative_row)(act, alpha, w, diff_dst + at, saved + at, diff_pre + at);
+            for (size_t j = 0; j < w; j++) sum[j] += (double)diff_pre[at + j];
+        }
+        for (size_t j = 0; j < w; j++)
+            diff_bias[c0 + j] = (REAL)(accumulate ? (double)diff_bias[c0 + j] + sum[j] : sum[j]);
+    }
+    return FFNC_OK;
+}
+#undef GEMM_BIAS_TILE
+
+#undef LOCAL
+#undef MR
+#undef NR
+#undef MC
+#undef UKERNEL
+#undef UKERNEL_C
+#undef KC
+#undef COPY_ROW
+#undef MRS
+#undef UKERNEL_SMALL

@@ -1,0 +1,517 @@
+/* Plans: creation (where every instruction is checked once, so runs need no bounds checks),
+ * destruction, and the run loops. The instructions themselves are executed by exec.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan_internal.h"
+
+/* ---- operands of each opcode ------------------------------------------------------------- */
+
+enum { READ = 0, WRITE = 1 };
+
+typedef struct operand_spec {
+    int ref;        /* index into instr->refs */
+    int access;     /* READ or WRITE */
+    int optional;   /* may be FFNC_PLAN_NONE */
+    int int64;      /* int64 labels (an FFNC_PLAN_INPUT_INT64 slot) rather than the dtype */
+    size_t elems;   /* elements touched, at the batch size asked for */
+} operand_spec;
+
+static ffnc_status size_at(ffnc_plan_size s, size_t batch, size_t *out) {
+    size_t scaled;
+    FFNC_TRY(ffnc_mul_size(s.per_batch, batch, &scaled));
+    FFNC_REQUIRE(scaled <= SIZE_MAX - s.fixed, FFNC_ERR_SIZE_OVERFLOW);
+    *out = s.fixed + scaled;
+    return FFNC_OK;
+}
+
+static ffnc_status add_size(size_t a, size_t b, size_t *out) {
+    FFNC_REQUIRE(a <= SIZE_MAX - b, FFNC_ERR_SIZE_OVERFLOW);
+    *out = a + b;
+    return FFNC_OK;
+}
+
+/* Elements spanned by rows x cols accesses at strides (rs, cs): 0 when empty. */
+static ffnc_status strided_extent(size_t rows, size_t cols, size_t rs, size_t cs, size_t *out) {
+    if (rows == 0 || cols == 0) {
+        *out = 0;
+        return FFNC_OK;
+    }
+    size_t a, b;
+    FFNC_TRY(ffnc_mul_size(rows - 1, rs, &a));
+    FFNC_TRY(ffnc_mul_size(cols - 1, cs, &b));
+    FFNC_TRY(add_size(a, b, out));
+    return add_size(*out, 1, out);
+}
+
+static int is_activation(int32_t act) { return act >= 0 && act < FFNC_ACT_COUNT; }
+
+static int alpha_ok(int32_t act, double alpha) {
+    if (act == FFNC_ACT_LEAKY_RELU || act == FFNC_ACT_ELU) return isfinite(alpha) && alpha >= 0;
+    return 1;
+}
+
+#define SPEC(r, acc, opt, i64, count)                                                        \
+    do {                                                                                     \
+        spec[*count_out] = (operand_spec){(r), (acc), (opt), (i64), (count)};                \
+        (*count_out)++;                                                                      \
+    } while (0)
+
+/* The operands instruction `in` touches at `batch`, with their sizes; INVALID_ARGUMENT for an
+ * unknown opcode or sub-op. `no_alias` is set for kernels whose outputs must not overlap
+ * their inputs. */
+static ffnc_status describe(const ffnc_plan_instr *in, size_t batch, operand_spec *spec,
+                            int *count_out, int *no_alias) {
+    size_t m, n, k, mn, mk, kn;
+    FFNC_TRY(size_at(in->m, batch, &m));
+    FFNC_TRY(size_at(in->n, batch, &n));
+    FFNC_TRY(size_at(in->k, batch, &k));
+    FFNC_TRY(ffnc_mul_size(m, n, &mn));
+    FFNC_TRY(ffnc_mul_size(m, k, &mk));
+    FFNC_TRY(ffnc_mul_size(k, n, &kn));
+    *count_out = 0;
+    *no_alias = 0;
+    switch ((ffnc_plan_opcode)in->opcode) {
+    case FFNC_OP_DENSE_FORWARD:
+        FFNC_REQUIRE(is_activation(in->subop) && alpha_ok(in->subop, in->alpha),
+                     FFNC_ERR_INVALID_ARGUMENT);
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mk);
+        SPEC(1, READ, 0, 0, kn);
+        SPEC(2, READ, 1, 0, n);
+        SPEC(3, WRITE, 1, 0, mn);
+        SPEC(4, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_DENSE_BACKWARD: {
+        FFNC_REQUIRE(is_activation(in->subop) && alpha_ok(in->subop, in->alpha),
+                     FFNC_ERR_INVALID_ARGUMENT);
+        int identity = in->subop == FFNC_ACT_IDENTITY;
+        int want_dw = in->refs[6].arena != FFNC_PLAN_NONE;
+        int want_dsrc = in->refs[5].arena != FFNC_PLAN_NONE;
+        *no_alias = 1;
+        SPEC(0, READ, !want_dw, 0, mk);
+        SPEC(1, READ, !want_dsrc, 0, kn);
+        SPEC(2, READ, identity, 0, mn);
+        SPEC(3, READ, 0, 0, mn);
+        SPEC(4, WRITE, identity, 0, mn);
+        SPEC(5, WRITE, 1, 0, mk);
+        SPEC(6, WRITE, 1, 0, kn);
+        SPEC(7, WRITE, 1, 0, n);
+        return FFNC_OK;
+    }
+    case FFNC_OP_GEMM:
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mk);
+        SPEC(1, READ, 0, 0, kn);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_ACT_FORWARD:
+        FFNC_REQUIRE(is_activation(in->subop) && alpha_ok(in->subop, in->alpha),
+                     FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_ACT_BACKWARD:
+        FFNC_REQUIRE(is_activation(in->subop) && alpha_ok(in->subop, in->alpha),
+                     FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_BIAS_FORWARD:
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_COLSUM:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_ROWSUM:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, WRITE, 0, 0, m);
+        return FFNC_OK;
+    case FFNC_OP_SUM_ALL:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, WRITE, 0, 0, 1);
+        return FFNC_OK;
+    case FFNC_OP_XENT_FORWARD:
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, READ, 0, 1, m);
+        SPEC(2, WRITE, 0, 0, mn);
+        SPEC(3, WRITE, 0, 0, 1);
+        return FFNC_OK;
+    case FFNC_OP_XENT_BACKWARD:
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, READ, 0, 1, m);
+        SPEC(2, READ, 1, 0, 1);
+        SPEC(3, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_BCE_FORWARD:
+    case FFNC_OP_MSE_FORWARD:
+    case FFNC_OP_L1_FORWARD:
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, 1);
+        return FFNC_OK;
+    case FFNC_OP_BCE_BACKWARD:
+    case FFNC_OP_MSE_BACKWARD:
+    case FFNC_OP_L1_BACKWARD:
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, READ, 1, 0, 1);
+        SPEC(3, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_BINARY: {
+        FFNC_REQUIRE(in->subop >= FFNC_BINARY_ADD && in->subop <= FFNC_BINARY_MINIMUM,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        size_t ea, eb;
+        FFNC_TRY(strided_extent(m, n, in->strides[0], in->strides[1], &ea));
+        FFNC_TRY(strided_extent(m, n, in->strides[2], in->strides[3], &eb));
+        SPEC(0, READ, 0, 0, ea);
+        SPEC(1, READ, 0, 0, eb);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    }
+    case FFNC_OP_UNARY: {
+        FFNC_REQUIRE(in->subop >= FFNC_UNARY_COPY && in->subop <= FFNC_UNARY_SQRT,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        FFNC_REQUIRE(isfinite(in->alpha), FFNC_ERR_INVALID_ARGUMENT);
+        size_t ea;
+        FFNC_TRY(strided_extent(m, n, in->strides[0], in->strides[1], &ea));
+        SPEC(0, READ, 0, 0, ea);
+        SPEC(1, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    }
+    case FFNC_OP_FILL:
+    case FFNC_OP_FILL_COUNT:
+        SPEC(0, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_SGD:
+        *no_alias = 1;
+        SPEC(0, WRITE, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_MOMENTUM:
+        *no_alias = 1;
+        SPEC(0, WRITE, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_ADAM:
+        *no_alias = 1;
+        SPEC(0, WRITE, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, n);
+        SPEC(3, WRITE, 0, 0, n);
+        return FFNC_OK;
+    }
+    return FFNC_ERR_INVALID_ARGUMENT;
+}
+
+/* Hyper-parameters are checked by the update functions themselves, here on no elements. */
+static ffnc_status check_hyper(ffnc_dtype dtype, const ffnc_plan_instr *in) {
+    const double *h = in->hyper;
+    switch ((ffnc_plan_opcode)in->opcode) {
+    case FFNC_OP_SGD: return ffnc_sgd_update(dtype, 0, NULL, NULL, h[0], h[1]);
+    case FFNC_OP_MOMENTUM:
+        return ffnc_momentum_update(dtype, 0, NULL, NULL, NULL, h[0], h[1], h[2], 0);
+    case FFNC_OP_ADAM:
+        return ffnc_adam_update(dtype, 0, NULL, NULL, NULL, NULL, 1, h[0], h[1], h[2], h[3], h[4],
+                                0);
+    default: return FFNC_OK;
+    }
+}
+
+/* The elements available behind `ref` at `batch` (input slots grow with the batch). */
+static ffnc_status available(const ffnc_plan_desc *d, ffnc_plan_ref ref, size_t batch,
+                             size_t *out) {
+    if (ref.arena == FFNC_PLAN_INPUT) return size_at(d->inputs[ref.slot].size, batch, out);
+    *out = d->arena_size[ref.arena - FFNC_PLAN_PARAMS];
+    return FFNC_OK;
+}
+
+static int ranges_overlap(ffnc_plan_ref a, size_t na, ffnc_plan_ref b, size_t nb) {
+    if (na == 0 || nb == 0 || a.arena != b.arena) return 0;
+    if (a.arena == FFNC_PLAN_INPUT && a.slot != b.slot) return 0;
+    return a.offset < b.offset + nb && b.offset < a.offset + na;
+}
+
+/* The in-place uses a kernel documents: ffnc_dense_backward's diff_pre may be diff_dst. */
+static int exactly_in_place(const ffnc_plan_instr *in, int w, int r) {
+    return in->opcode == FFNC_OP_DENSE_BACKWARD && w == 4 && r == 3 &&
+           in->refs[3].arena == in->refs[4].arena && in->refs[3].slot == in->refs[4].slot &&
+           in->refs[3].offset == in->refs[4].offset;
+}
+
+/* Checks one instruction at one batch size. The needed sizes are affine or products of affine
+ * functions of the batch (convex), the available ones affine, so checking the smallest and
+ * the largest batch covers every batch in between. */
+static ffnc_status check_at(const ffnc_plan_desc *d, const ffnc_plan_instr *in, size_t batch) {
+    operand_spec spec[FFNC_PLAN_MAX_REFS];
+    int count, no_alias;
+    FFNC_TRY(describe(in, batch, spec, &count, &no_alias));
+    int used[FFNC_PLAN_MAX_REFS] = {0};
+    for (int i = 0; i < count; i++) {
+        ffnc_plan_ref ref = in->refs[spec[i].ref];
+        used[spec[i].ref] = 1;
+        if (ref.arena == FFNC_PLAN_NONE) {
+            FFNC_REQUIRE(spec[i].optional, FFNC_ERR_INVALID_ARGUMENT);
+            continue;
+        }
+        FFNC_REQUIRE(ref.arena >= FFNC_PLAN_PARAMS && ref.arena <= FFNC_PLAN_INPUT,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        if (ref.arena == FFNC_PLAN_INPUT) {
+            FFNC_REQUIRE(ref.slot < d->n_inputs && spec[i].access == READ,
+                         FFNC_ERR_INVALID_ARGUMENT);
+            int slot_int64 = d->inputs[ref.slot].type == FFNC_PLAN_INPUT_INT64;
+            FFNC_REQUIRE(slot_int64 == spec[i].int64, FFNC_ERR_INVALID_ARGUMENT);
+        } else {
+            FFNC_REQUIRE(ref.slot == 0 && !spec[i].int64, FFNC_ERR_INVALID_ARGUMENT);
+        }
+        size_t have, end;
+        FFNC_TRY(available(d, ref, batch, &have));
+        FFNC_TRY(add_size(ref.offset, spec[i].elems, &end));
+        FFNC_REQUIRE(spec[i].elems == 0 || end <= have, FFNC_ERR_INVALID_ARGUMENT);
+    }
+    for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++)
+        FFNC_REQUIRE(used[r] || in->refs[r].arena == FFNC_PLAN_NONE, FFNC_ERR_INVALID_ARGUMENT);
+    for (int w = 0; w < count; w++) {
+        if (spec[w].access != WRITE || in->refs[spec[w].ref].arena == FFNC_PLAN_NONE) continue;
+        for (int o = 0; o < count; o++) {
+            if (o == w || in->refs[spec[o].ref].arena == FFNC_PLAN_NONE) continue;
+            if (exactly_in_place(in, spec[w].ref, spec[o].ref)) continue;
+            /* Two outputs never overlap; an output overlaps no input of a no-alias kernel. */
+            if (spec[o].access == WRITE || no_alias)
+                FFNC_REQUIRE(!ranges_overlap(in->refs[spec[w].ref], spec[w].elems,
+                                             in->refs[spec[o].ref], spec[o].elems),
+                             FFNC_ERR_INVALID_ARGUMENT);
+        }
+    }
+    return FFNC_OK;
+}
+
+static ffnc_status check_instr(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
+    FFNC_REQUIRE((in->flags & ~0x7Fu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_TRY(check_hyper(d->dtype, in));
+    FFNC_TRY(check_at(d, in, 1));
+    if (d->max_batch > 1) FFNC_TRY(check_at(d, in, d->max_batch));
+    return FFNC_OK;
+}
+
+static ffnc_status check_desc(const ffnc_plan_desc *d) {
+    FFNC_REQUIRE(d->dtype == FFNC_F32 || d->dtype == FFNC_F64, FFNC_ERR_INVALID_DTYPE);
+    FFNC_REQUIRE(d->max_batch >= 1, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(d->n_inputs == 0 || d->inputs, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(d->n_instrs == 0 || d->instrs, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(d->n_records == 0 || d->records, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(d->n_inputs <= UINT32_MAX, FFNC_ERR_INVALID_ARGUMENT);
+    size_t elem = d->dtype == FFNC_F32 ? sizeof(float) : sizeof(double);
+    for (int a = 0; a < 4; a++) {
+        size_t bytes;
+        FFNC_TRY(ffnc_mul_size(d->arena_size[a], elem, &bytes));
+        FFNC_REQUIRE(bytes <= SIZE_MAX - 64, FFNC_ERR_SIZE_OVERFLOW);
+    }
+    for (size_t i = 0; i < d->n_inputs; i++) {
+        FFNC_REQUIRE(d->inputs[i].type == FFNC_PLAN_INPUT_FLOAT ||
+                         d->inputs[i].type == FFNC_PLAN_INPUT_INT64,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        size_t total;
+        FFNC_TRY(size_at(d->inputs[i].size, d->max_batch, &total));
+    }
+    for (size_t r = 0; r < d->n_records; r++) {
+        ffnc_plan_ref ref = d->records[r];
+        FFNC_REQUIRE(ref.arena >= FFNC_PLAN_PARAMS && ref.arena <= FFNC_PLAN_ACTS && ref.slot == 0,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        FFNC_REQUIRE(ref.offset < d->arena_size[ref.arena - FFNC_PLAN_PARAMS],
+                     FFNC_ERR_INVALID_ARGUMENT);
+    }
+    return FFNC_OK;
+}
+
+/* ---- creation and destruction ------------------------------------------------------------ */
+
+static void *copy_array(const void *src, size_t n, size_t size, ffnc_status *status) {
+    if (n == 0) return NULL;
+    void *dst = malloc(n * size); /* n * size fits: the caller's array exists */
+    if (!dst) {
+        *status = FFNC_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    memcpy(dst, src, n * size);
+    return dst;
+}
+
+void ffnc_plan_destroy(ffnc_plan *plan) {
+    if (!plan) return;
+    for (int a = 0; a < 4; a++) free(plan->arena[a]);
+    free(plan->inputs);
+    free(plan->instrs);
+    free(plan->records);
+    free(plan);
+}
+
+ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
+                             size_t *bad_instr) {
+    FFNC_REQUIRE(desc && plan_out, FFNC_ERR_NULL_POINTER);
+    *plan_out = NULL;
+    if (bad_instr) *bad_instr = desc->n_instrs;
+    FFNC_TRY(check_desc(desc));
+    for (size_t i = 0; i < desc->n_instrs; i++) {
+        ffnc_status s = check_instr(desc, &desc->instrs[i]);
+        if (s != FFNC_OK) {
+            if (bad_instr) *bad_instr = i;
+            return s;
+        }
+    }
+    ffnc_plan *plan = calloc(1, sizeof *plan);
+    if (!plan) return FFNC_ERR_OUT_OF_MEMORY;
+    ffnc_status status = FFNC_OK;
+    plan->dtype = desc->dtype;
+    plan->elem_size = desc->dtype == FFNC_F32 ? sizeof(float) : sizeof(double);
+    plan->max_batch = desc->max_batch;
+    for (int a = 0; a < 4; a++) {
+        /* At least one cache line, so every arena pointer is valid; rounded to 64 bytes for
+         * aligned_alloc. */
+        size_t bytes = desc->arena_size[a] * plan->elem_size;
+        bytes = bytes < 64 ? 64 : (bytes + 63) / 64 * 64;
+        plan->arena[a] = aligned_alloc(64, bytes);
+        if (!plan->arena[a]) {
+            status = FFNC_ERR_OUT_OF_MEMORY;
+            break;
+        }
+        memset(plan->arena[a], 0, bytes);
+        plan->arena_size[a] = desc->arena_size[a];
+    }
+    plan->n_inputs = desc->n_inputs;
+    plan->n_instrs = desc->n_instrs;
+    plan->n_records = desc->n_records;
+    if (status == FFNC_OK)
+        plan->inputs = copy_array(desc->inputs, desc->n_inputs, sizeof *desc->inputs, &status);
+    if (status == FFNC_OK)
+        plan->instrs = copy_array(desc->instrs, desc->n_instrs, sizeof *desc->instrs, &status);
+    if (status == FFNC_OK)
+        plan->records = copy_array(desc->records, desc->n_records, sizeof *desc->records,
+                                   &status);
+    if (status != FFNC_OK) {
+        ffnc_plan_destroy(plan);
+        return status;
+    }
+    *plan_out = plan;
+    return FFNC_OK;
+}
+
+ffnc_status ffnc_plan_arena_data(ffnc_plan *plan, ffnc_plan_arena arena, void **data,
+                                 size_t *size) {
+    FFNC_REQUIRE(plan && data && size, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(arena >= FFNC_PLAN_PARAMS && arena <= FFNC_PLAN_ACTS, FFNC_ERR_INVALID_ARGUMENT);
+    *data = plan->arena[arena - FFNC_PLAN_PARAMS];
+    *size = plan->arena_size[arena - FFNC_PLAN_PARAMS];
+    return FFNC_OK;
+}
+
+int64_t ffnc_plan_get_step(const ffnc_plan *plan) { return plan ? plan->step : 0; }
+
+ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step) {
+    FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(step >= 0, FFNC_ERR_INVALID_ARGUMENT);
+    plan->step = step;
+    return FFNC_OK;
+}
+
+/* ---- running ----------------------------------------------------------------------------- */
+
+static size_t input_elem_size(const ffnc_plan *plan, size_t slot) {
+    return plan->inputs[slot].type == FFNC_PLAN_INPUT_INT64 ? sizeof(int64_t) : plan->elem_size;
+}
+
+static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                            size_t *failed_instr) {
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        const ffnc_plan_instr *in = &plan->instrs[i];
+        void *ptr[FFNC_PLAN_MAX_REFS];
+        for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++) {
+            ffnc_plan_ref ref = in->refs[r];
+            if (ref.arena == FFNC_PLAN_NONE) {
+                ptr[r] = NULL;
+            } else if (ref.arena == FFNC_PLAN_INPUT) {
+                /* read only: execute() passes input operands as const */
+                ptr[r] = (char *)(uintptr_t)inputs[ref.slot] +
+                         ref.offset * input_elem_size(plan, ref.slot);
+            } else {
+                ptr[r] = (char *)plan->arena[ref.arena - FFNC_PLAN_PARAMS] +
+                         ref.offset * plan->elem_size;
+            }
+        }
+        ffnc_status s = ffnc_plan_execute(plan, in, batch, ptr);
+        if (s != FFNC_OK) {
+            if (failed_instr) *failed_instr = i;
+            return s;
+        }
+    }
+    plan->step++;
+    return FFNC_OK;
+}
+
+static ffnc_status check_run(const ffnc_plan *plan, size_t batch, const void *const *inputs) {
+    FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(batch >= 1 && batch <= plan->max_batch, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(plan->n_inputs == 0 || inputs, FFNC_ERR_NULL_POINTER);
+    for (size_t i = 0; i < plan->n_inputs; i++)
+        FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
+    return FFNC_OK;
+}
+
+ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                          size_t *failed_instr) {
+    FFNC_TRY(check_run(plan, batch, inputs));
+    return run_step(plan, batch, inputs, failed_instr);
+}
+
+static double read_scalar(const ffnc_plan *plan, ffnc_plan_ref ref) {
+    const char *base = (const char *)plan->arena[ref.arena - FFNC_PLAN_PARAMS];
+    if (plan->dtype == FFNC_F32) return ((const float *)base)[ref.offset];
+    return ((const double *)base)[ref.offset];
+}
+
+/* Bounded by the number of input slots a plan may have; the epoch loop keeps its bound
+ * pointers here rather than allocating. */
+#define FFNC_PLAN_EPOCH_STACK_INPUTS 64
+
+ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
+                                const void *const *inputs, double *records, size_t *steps_done,
+                                size_t *failed_instr) {
+    FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
+    if (steps_done) *steps_done = 0;
+    FFNC_REQUIRE(batch >= 1 && batch <= plan->max_batch, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(rows >= 1, FFNC_ERR_EMPTY);
+    FFNC_REQUIRE(plan->n_records == 0 || records, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(plan->n_inputs <= FFNC_PLAN_EPOCH_STACK_INPUTS, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(plan->n_inputs == 0 || inputs, FFNC_ERR_NULL_POINTER);
+    for (size_t i = 0; i < plan->n_inputs; i++) FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
+    const void *bound[FFNC_PLAN_EPOCH_STACK_INPUTS];
+    size_t steps = rows / batch + (rows % batch != 0);
+    for (size_t s = 0; s < steps; s++) {
+        size_t first = s * batch;
+        size_t this_batch = rows - first < batch ? rows - first : batch;
+        for (size_t i = 0; i < plan->n_inputs; i++) {
+            /* first * per_batch fits: the caller's arrays hold rows * per_batch elements */
+            size_t skip = first * plan->inputs[i].size.per_batch * input_elem_size(plan, i);
+            bound[i] = (const char *)inputs[i] + skip;
+        }
+        FFNC_TRY(run_step(plan, this_batch, bound, failed_instr));
+        for (size_t r = 0; r < plan->n_records; r++)
+            records[s * plan->n_records + r] = read_scalar(plan, plan->records[r]);
+        if (steps_done) *steps_done = s + 1;
+    }
+    return FFNC_OK;
+}

@@ -1,0 +1,32 @@
+/* The plan object shared by plan.c (creation, validation) and exec.c (execution). */
+#ifndef FFNC_PLAN_INTERNAL_H
+#define FFNC_PLAN_INTERNAL_H
+
+#include "internal.h"
+
+struct ffnc_plan {
+    ffnc_dtype dtype;
+    size_t elem_size;
+    size_t max_batch;
+    void *arena[4];          /* params, grads, state, acts; 64-byte aligned, zeroed */
+    size_t arena_size[4];    /* in elements */
+    size_t n_inputs;
+    ffnc_plan_input *inputs;
+    size_t n_instrs;
+    ffnc_plan_instr *instrs;
+    size_t n_records;
+    ffnc_plan_ref *records;
+    int64_t step;
+};
+
+/* fixed + per_batch * batch; the plan validated this at max_batch, so it cannot overflow for
+ * any batch up to it. */
+static inline size_t ffnc_plan_size_at(ffnc_plan_size s, size_t batch) {
+    return s.fixed + s.per_batch * batch;
+}
+
+/* Executes instruction `in` over the bound operand pointers (exec.c). */
+ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t batch,
+                              void *const *ptr);
+
+#endif

@@ -1,0 +1,169 @@
+"""compile(): graph outputs (and an optimizer update) to a Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ffnc import _core
+from ffnc.compiler.lower import Lowering, shape_size
+from ffnc.compiler.memory import plan_activations
+from ffnc.compiler.optimizers import SGD, Adam, Momentum, Optimizer
+from ffnc.compiler.plan import Plan, outputs_list
+from ffnc.compiler.program import CompileError, Instr, Program, Value, size_at
+from ffnc.graph import grad, simplify
+from ffnc.graph.ir import FLOAT_DTYPES, Node, topo_order
+
+
+def _plan_dtype(nodes: list[Node]) -> np.dtype:
+    dtypes = {d for n in nodes for d in n.dtypes if d in FLOAT_DTYPES}
+    if len(dtypes) != 1:
+        raise CompileError(f"a plan computes in one float dtype; this graph uses "
+                           f"{sorted(d.name for d in dtypes) or 'none'}")
+    return dtypes.pop()
+
+
+def _optimizer_instr(opt: Optimizer, total: int) -> Instr:
+    n = (total, 0)
+    p, g = Value("params", n, "params", 0), Value("grads", n, "grads", 0)
+    if isinstance(opt, SGD):
+        return Instr("sgd", [(p, 0), (g, 0)], n=n, hyper=(opt.lr, opt.weight_decay),
+                     note="sgd")
+    if isinstance(opt, Momentum):
+        v = Value("velocity", n, "state", 0)
+        return Instr("momentum", [(p, 0), (g, 0), (v, 0)], n=n,
+                     hyper=(opt.lr, opt.momentum, opt.weight_decay),
+                     flags=frozenset({"nesterov"} if opt.nesterov else ()), note="momentum")
+    if isinstance(opt, Adam):
+        m, v = Value("adam.m", n, "state", 0), Value("adam.v", n, "state", total)
+        return Instr("adam", [(p, 0), (g, 0), (m, 0), (v, 0)], n=n,
+                     hyper=(opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay),
+                     flags=frozenset({"decoupled"} if opt.decoupled else ()), note="adam")
+    raise TypeError(f"optimizer must be ffnc.compiler.SGD, Momentum or Adam, got "
+                    f"{type(opt).__name__}")
+
+
+def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (the verb)
+            params: Sequence[Node] | None = None, inputs: Sequence[Node] | None = None,
+            loss: Node | None = None, optimizer: Optimizer | None = None) -> Plan:
+    """Compiles a step into a Plan that runs in one C call.
+
+    outputs: the nodes each run returns (a loss, metrics, predictions).
+    batch_size: the largest number of rows a run takes (smaller batches are fine).
+    params: the parameter nodes to train, laid out in that order in one parameter arena
+        (default: every parameter the graph uses). Other parameters are frozen constants.
+    inputs: the placeholders in feed order (default: the graph's, in creation order).
+    loss: a scalar whose gradient with respect to params the plan computes into the gradient
+        arena at each run (needed for an optimizer).
+    optimizer: SGD, Momentum or Adam; its update of every parameter, one instruction over the
+        whole arena, ends each run.
+    """
+    outs, single = outputs_list(outputs)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if optimizer is not None and loss is None:
+        raise ValueError("an optimizer needs the loss it minimises: pass loss=")
+    if loss is not None and (not isinstance(loss, Node) or loss.shape != ()):
+        raise ValueError(f"loss must be a scalar graph Node, got {loss!r}")
+    everything = topo_order(outs + ([loss] if loss is not None else []))
+    if params is None:
+        params = [n for n in everything if n.op == "parameter"]
+    params = list(params)
+    for p in params:
+        if not isinstance(p, Node) or p.op != "parameter":
+            raise TypeError(f"params must be parameter nodes, got {p!r}")
+    if len({p.id for p in params}) != len(params):
+        raise ValueError("params lists a parameter twice")
+    dtype = _plan_dtype(everything + params)
+
+    grads = grad(loss, params) if loss is not None and params else []
+    roots = simplify(outs + list(grads))
+    out_nodes, grad_nodes = roots[:len(outs)], roots[len(outs):]
+
+    # Arenas for parameters (trained and frozen) and placeholders.
+    values: dict[int, Value] = {}
+    param_slots: dict[Node, Value] = {}
+    offset = 0
+    for p in params:
+        size = shape_size(p.shape)
+        param_slots[p] = Value(p.label, size, "params", offset)
+        values[p.id] = param_slots[p]
+        offset += size[0]
+    total = offset
+    n_state = optimizer.state_buffers * total if optimizer is not None else 0
+    state_top = n_state
+    leaf_data: list[tuple[Value, np.ndarray]] = [(param_slots[p], p.value) for p in params]
+    graph_nodes = topo_order(roots)
+    if inputs is None:
+        inputs = sorted((n for n in graph_nodes if n.op == "placeholder"), key=lambda n: n.id)
+    inputs = list(inputs)
+    program = Program()
+    for slot, x in enumerate(inputs):
+        if not isinstance(x, Node) or x.op != "placeholder":
+            raise TypeError(f"inputs must be placeholder nodes, got {x!r}")
+        if x.dtype not in (dtype, np.dtype(np.int64)):
+            raise CompileError(f"placeholder {x.label} has dtype {x.dtype.name}; a "
+                               f"{dtype.name} plan takes {dtype.name} data and int64 labels")
+        values[x.id] = Value(x.label, shape_size(x.shape, x.label), "input", 0, slot)
+    for n in graph_nodes:
+        if n.op == "placeholder" and n.id not in values:
+            raise CompileError(f"placeholder {n.label} is needed but not listed in inputs")
+        if n.op == "parameter" and n.id not in values:
+            if n.dtype != dtype:
+                raise CompileError(f"parameter {n.label} is {n.dtype.name} in a "
+                                   f"{dtype.name} plan")
+            v = Value(n.label, shape_size(n.shape), "state", state_top)
+            state_top += v.size[0]
+            values[n.id] = v
+            leaf_data.append((v, n.value))
+
+    # Gradients are computed in place in the gradient arena where they can be.
+    copies: list[tuple[Node, Value]] = []
+    for p, g in zip(params if grad_nodes else [], grad_nodes, strict=True):
+        slot = Value(f"grad({p.label})", param_slots[p].size, "grads", param_slots[p].offset)
+        if g.is_leaf or g.id in values:
+            copies.append((g, slot))
+        else:
+            values[g.id] = slot
+
+    lowering = Lowering(out_nodes + list(grad_nodes), values, dtype, program)
+    lowering.run()
+    for g, slot in copies:
+        lowering._copy_into(g, slot, False)
+    for v, _ in lowering.leaf_data:
+        v.offset = state_top
+        state_top += v.size[0]
+    leaf_data += lowering.leaf_data
+    if optimizer is not None:
+        program.instrs.append(_optimizer_instr(optimizer, total))
+
+    out_values = []
+    for node, orig in zip(out_nodes, outs, strict=True):
+        v = values[node.id]
+        if v.arena == "input":
+            v = Value(f"copy({node.label})", v.size)
+            lowering._copy_into(node, v, False)
+        out_values.append((orig, v))
+    memory = plan_activations(program.instrs, [v for _, v in out_values], int(batch_size))
+
+    records = [(orig, v) for orig, v in out_values if orig.shape == ()]
+    handle = _core.PlanHandle(
+        dtype, int(batch_size), (total, total, state_top, memory.arena),
+        [(x.label, x.dtype, x.shape) for x in inputs],
+        [ins.as_tuple() for ins in program.instrs],
+        [(_core.PLAN_ARENAS[v.arena], v.offset) for _, v in records])
+    for arena_name in ("params", "state"):
+        arena = handle.arena(arena_name)
+        for v, data in leaf_data:
+            if v.arena == arena_name:
+                n = size_at(v.size, 1)
+                arena[v.offset:v.offset + n] = np.asarray(data).reshape(-1)
+    plan = Plan(handle, outputs=out_values, single=single, inputs=inputs, params=param_slots,
+                instrs=program.instrs, memory=memory, records=[o for o, _ in records])
+    return plan
+
+
+
+__all__ = ["compile"]
