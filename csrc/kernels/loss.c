@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "isa.h"
+#include "vmath.h"
 
 /* FFNC_ERR_LABEL_OUT_OF_RANGE unless every label is in [0, classes). Runs before a kernel
  * writes anything, so a rejected call leaves its outputs (which may alias its inputs) intact.

@@ -10,6 +10,30 @@
  * the softmax kernels, the one element for the element-wise ones). */
 
 #define LOCAL(name) FFNC_CAT2(name, SFX)
+#define VEXP FFNC_CAT2(ffnc_vexp, SFX)
+
+/* Sums in double in four interleaved lanes, combined in a fixed order: vectorizes, and the
+ * order is written here, so it is the same for every ISA path and thread count. */
+static inline double LOCAL(sum_double)(size_t n, const REAL *x) {
+    double lane[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) lane[j] += (double)x[i + j];
+    double sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    for (; i < n; i++) sum += (double)x[i];
+    return sum;
+}
+
+/* sum over i of exp(x[i] - shift), in the lanes of sum_double. */
+static inline double LOCAL(sum_exp_shifted)(size_t n, const REAL *x, REAL shift) {
+    double lane[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) lane[j] += (double)VEXP(x[i + j] - shift);
+    double sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    for (; i < n; i++) sum += (double)VEXP(x[i] - shift);
+    return sum;
+}
 
 /* ---- row-wise: softmax cross-entropy and log-softmax ------------------------------------ */
 
@@ -44,12 +68,8 @@ ffnc_status KERNEL(softmax_xent_forward)(size_t rows, size_t classes, const REAL
             REAL m = LOCAL(row_max)(classes, x);
             /* Read before p, which may be x, is overwritten. */
             double label_shifted = (double)x[labels[r]] - (double)m;
-            double sum = 0;
-            for (size_t c = 0; c < classes; c++) {
-                REAL e = exp(x[c] - m);
-                p[c] = e;
-                sum += e;
-            }
+            for (size_t c = 0; c < classes; c++) p[c] = VEXP(x[c] - m);
+            double sum = LOCAL(sum_double)(classes, p);
             double inv_sum = 1 / sum;
             for (size_t c = 0; c < classes; c++) p[c] = (REAL)(p[c] * inv_sum);
             block_loss += log(sum) - label_shifted;
@@ -89,9 +109,7 @@ ffnc_status KERNEL(log_softmax_forward)(size_t rows, size_t cols, const REAL *sr
         const REAL *x = src + r * cols;
         REAL *y = dst + r * cols;
         REAL m = LOCAL(row_max)(cols, x);
-        double sum = 0;
-        for (size_t c = 0; c < cols; c++) sum += exp(x[c] - m);
-        double log_sum = log(sum);
+        double log_sum = log(LOCAL(sum_exp_shifted)(cols, x, m));
         for (size_t c = 0; c < cols; c++) y[c] = (REAL)(((double)x[c] - (double)m) - log_sum);
     }
     return FFNC_OK;
@@ -107,9 +125,8 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
         const REAL *g = diff_dst + r * cols;
         const REAL *y = dst + r * cols;
         REAL *dx = diff_src + r * cols;
-        double g_sum = 0;
-        for (size_t c = 0; c < cols; c++) g_sum += g[c];
-        for (size_t c = 0; c < cols; c++) dx[c] = (REAL)(g[c] - exp(y[c]) * g_sum);
+        double g_sum = LOCAL(sum_double)(cols, g);
+        for (size_t c = 0; c < cols; c++) dx[c] = (REAL)(g[c] - (double)VEXP(y[c]) * g_sum);
     }
     return FFNC_OK;
 }
@@ -213,3 +230,4 @@ ffnc_status KERNEL(l1_backward)(size_t n, const REAL *pred, const REAL *target,
 #undef FFNC_BLOCK_LOSS
 #undef FFNC_MAP_GRAD
 #undef LOCAL
+#undef VEXP

@@ -21,13 +21,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__FMA__) || defined(__aarch64__)
-#define FFNC_MADD_F32(a, b, c) __builtin_fmaf((a), (b), (c))
-#define FFNC_MADD_F64(a, b, c) __builtin_fma((a), (b), (c))
-#else
+/* A multiply and an add, rounded separately even where FMA exists (ISO C mode keeps the
+ * compiler from contracting them): every ISA path then computes the same bits, so element-wise
+ * results do not depend on the machine. */
 #define FFNC_MADD_F32(a, b, c) ((a) * (b) + (c))
 #define FFNC_MADD_F64(a, b, c) ((a) * (b) + (c))
-#endif
 
 /* ---- float ---------------------------------------------------------------------------- */
 
