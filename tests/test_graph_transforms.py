@@ -119,7 +119,10 @@ def test_random_smooth_dags_reverse_forward_and_differences_agree(ops, seed):
     rng = np.random.default_rng(seed)
     points = [rng.uniform(-1, 1, (3, 3)), rng.uniform(-1, 1, (3, 3))]
     f = random_dag(ops)
-    report = G.gradcheck(f, points, order=1, seed=seed)
+    # A random DAG can saturate (tanh of ~10 leaves gradients of ~1e-7, whose finite
+    # differences are limited by cancellation to ~1e-13 absolute): judge those against an
+    # absolute floor instead of a relative error.
+    report = G.gradcheck(f, points, order=1, seed=seed, atol=1e-6)
     assert report.ok
     # and reverse == forward exactly enough: <u, J v> computed both ways
     x1, x2 = G.placeholder((3, 3), F64), G.placeholder((3, 3), F64)
