@@ -52,7 +52,11 @@ void bench_json_begin(const char *op, const bench_common *common);
 
 int bench_usage_error(const char *subcommand, const char *message, const char *arg);
 
-/* Subcommands defined in csrc/bench/gemm.c. */
+/* The subcommands (listed in main.c). */
+int ffnc_bench_info(int argc, char **argv);       /* activation.c */
+int ffnc_bench_activation(int argc, char **argv); /* activation.c */
+int ffnc_bench_threshold(int argc, char **argv);  /* activation.c */
+/* gemm.c */
 int ffnc_bench_gemm(int argc, char **argv);
 int ffnc_bench_dense(int argc, char **argv);
 

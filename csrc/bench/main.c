@@ -4,9 +4,6 @@
 
 #include "bench.h"
 
-int ffnc_bench_info(int argc, char **argv);
-int ffnc_bench_activation(int argc, char **argv);
-int ffnc_bench_threshold(int argc, char **argv);
 
 typedef struct subcommand {
     const char *name;
@@ -18,6 +15,11 @@ static const subcommand subcommands[] = {
     {"info", ffnc_bench_info, "info [--dtype f32|f64] [--json]: version, ISA path, threads, peak GFLOP/s"},
     {"activation", ffnc_bench_activation,
      "activation --act NAME [--n N] [--backward] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
+    {"gemm", ffnc_bench_gemm,
+     "gemm --m M --n N --k K [--trans-a] [--trans-b] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
+    {"dense", ffnc_bench_dense,
+     "dense --m M --n N --k K [--activation NAME] [--trans-weights] [--dtype f32|f64] [--threads T] "
+     "[--reps R] [--json]"},
     {"mlp", ffnc_bench_mlp,
      "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--dtype f32|f64] [--threads T] [--json]: one training step (plan)"},
     {"threshold", ffnc_bench_threshold,
