@@ -18,9 +18,11 @@ int ffnc_threads_for(size_t work, size_t grain);
 void ffnc_override_grain(size_t grain);
 
 /* Elements per thread below which cheap element-wise kernels (a few flops per value, memory
- * bound) stay on one thread. Measured with `ffnc-bench threshold` on a 2-core Zen 3: relu on
- * 2 threads breaks even at 2^15 values, 1.4x at 2^16; tanh (glibc) already at 2^10. */
-#define FFNC_GRAIN_ELEMENTWISE ((size_t)1 << 14)
+ * bound) stay on one thread. Measured with `ffnc-bench threshold` on a quiet 2-core Zen 3
+ * (f32, AVX2): 2 threads break even on relu at 2^12 values and give 1.4x at 2^14; on tanh
+ * (vectorized, ~2 ns a value) they break even at 2^9 and give 1.35x at 2^10. The grains keep
+ * one thread a little past break-even, since a loaded machine makes thread wake-ups dearer. */
+#define FFNC_GRAIN_ELEMENTWISE ((size_t)1 << 13)
 /* The same for element-wise kernels that call exp, tanh, erf, log1p (tens of cycles a value). */
 #define FFNC_GRAIN_TRANSCENDENTAL ((size_t)1 << 9)
 /* Elements per thread below which row-wise kernels (softmax, losses) stay on one thread. */
