@@ -37,12 +37,18 @@ static inline double LOCAL(sum_exp_shifted)(size_t n, const REAL *x, REAL shift)
 
 /* ---- row-wise: softmax cross-entropy and log-softmax ------------------------------------ */
 
-/* The largest of x[0..cols), cols >= 1, or NaN when the row holds a NaN: a NaN is taken
- * explicitly (it compares false) and then kept (nothing compares greater than it). */
+/* The largest of x[0..cols), cols >= 1, in eight interleaved lanes so the scan vectorizes.
+ * NaNs are passed over here (they compare false) but still reach every output: exp(NaN - m)
+ * is NaN, so the row's sum, probabilities and loss are NaN; a row of NaNs gives m = NaN. */
 static inline REAL LOCAL(row_max)(size_t cols, const REAL *x) {
-    REAL m = x[0];
-    for (size_t c = 1; c < cols; c++)
-        if (x[c] > m || isnan(x[c])) m = x[c];
+    REAL lane[8];
+    for (int j = 0; j < 8; j++) lane[j] = x[0];
+    size_t c = 0;
+    for (; c + 8 <= cols; c += 8)
+        for (int j = 0; j < 8; j++) lane[j] = x[c + j] > lane[j] ? x[c + j] : lane[j];
+    REAL m = lane[0];
+    for (int j = 1; j < 8; j++) m = lane[j] > m ? lane[j] : m;
+    for (; c < cols; c++) m = x[c] > m ? x[c] : m;
     return m;
 }
 
