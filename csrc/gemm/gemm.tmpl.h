@@ -456,8 +456,7 @@ static void LOCAL(gemm_small)(const LOCAL(gemm_problem) *pr) {
 /* C = beta C (then the epilogue): k == 0 or alpha == 0, where A and B are not read. */
 static void LOCAL(gemm_scale)(const LOCAL(gemm_problem) *pr) {
     int nt = ffnc_threads_for(saturating_mul3(pr->m, pr->n, 1), FFNC_GRAIN_ELEMENTWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t i = 0; i < pr->m; i++) {
+    FFNC_PARALLEL_FOR(for (size_t i = 0; i < pr->m; i++) {
         REAL *c_row = pr->c + i * pr->ldc;
         if (pr->beta == 0)
             for (size_t j = 0; j < pr->n; j++) c_row[j] = 0;
@@ -465,7 +464,7 @@ static void LOCAL(gemm_scale)(const LOCAL(gemm_problem) *pr) {
             for (size_t j = 0; j < pr->n; j++) c_row[j] = pr->beta * c_row[j];
         if (pr->ep) LOCAL(epilogue_row)(pr->ep, c_row, pr->n, i, 0);
         LOCAL(activate_block)(pr->ep, c_row, pr->ldc, 1, pr->n);
-    }
+    });
 }
 
 ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k, REAL alpha,
@@ -509,18 +508,16 @@ ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t r
     }
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
     if (diff_bias == NULL) {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (size_t r = 0; r < rows; r++)
+        FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++)
             LOCAL(derivative_row)(act, alpha, cols, diff_dst + r * cols, saved + r * cols,
-                                  diff_pre + r * cols);
+                                  diff_pre + r * cols););
         return FFNC_OK;
     }
     /* One pass: column tiles split across threads; each sums all its rows in order in double,
      * as bias_backward does, while the piece of diff_pre just written is in L1. */
     size_t tiles = (cols + GEMM_BIAS_TILE - 1) / GEMM_BIAS_TILE;
     if ((size_t)nt > tiles) nt = (int)tiles;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t t = 0; t < tiles; t++) {
+    FFNC_PARALLEL_FOR(for (size_t t = 0; t < tiles; t++) {
         size_t c0 = t * GEMM_BIAS_TILE;
         size_t w = min_size(GEMM_BIAS_TILE, cols - c0);
         double sum[GEMM_BIAS_TILE] = {0};
@@ -531,7 +528,7 @@ ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t r
         }
         for (size_t j = 0; j < w; j++)
             diff_bias[c0 + j] = (REAL)(accumulate ? (double)diff_bias[c0 + j] + sum[j] : sum[j]);
-    }
+    });
     return FFNC_OK;
 }
 #undef GEMM_BIAS_TILE

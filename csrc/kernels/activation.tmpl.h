@@ -45,23 +45,23 @@ static inline REAL LOCAL(gelu_derivative)(REAL x) {
 /* dst[i] = EXPR(x), x = src[i], on as many threads as the size pays for. */
 #define FFNC_MAP_UNARY(EXPR)                                                           \
     do {                                                                               \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")       \
+        FFNC_PARALLEL_FOR(                                                              \
         for (size_t i = 0; i < n; i++) {                                               \
             REAL x = src[i];                                                           \
             dst[i] = (EXPR);                                                           \
-        }                                                                              \
+        });                                                                             \
     } while (0)
 
 /* diff_src[i] = EXPR(g, s), g = diff_dst[i], s = saved[i]. */
 #define FFNC_MAP_BACKWARD(EXPR)                                                        \
     do {                                                                               \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")       \
+        FFNC_PARALLEL_FOR(                                                              \
         for (size_t i = 0; i < n; i++) {                                               \
             REAL g = diff_dst[i];                                                      \
             REAL s = saved[i];                                                         \
             (void)s; /* identity ignores it */                                   \
             diff_src[i] = (EXPR);                                                      \
-        }                                                                              \
+        });                                                                             \
     } while (0)
 
 /* Whether act's forward or backward calls a transcendental function: such loops cost tens of
@@ -128,12 +128,11 @@ ffnc_status KERNEL(prelu_forward)(size_t rows, size_t cols, const REAL *src, con
                                   size_t n_alpha, REAL *dst) {
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
     size_t alpha_step = n_alpha == 1 ? 0 : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *x = src + r * cols;
         REAL *y = dst + r * cols;
         for (size_t c = 0; c < cols; c++) y[c] = x[c] > 0 ? x[c] : alpha[c * alpha_step] * x[c];
-    }
+    });
     return FFNC_OK;
 }
 
@@ -142,38 +141,35 @@ ffnc_status KERNEL(prelu_backward)(size_t rows, size_t cols, const REAL *diff_ds
                                    REAL *diff_src, REAL *diff_alpha, int accumulate) {
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
     size_t alpha_step = n_alpha == 1 ? 0 : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *x = src + r * cols;
         const REAL *g = diff_dst + r * cols;
         REAL *dx = diff_src + r * cols;
         for (size_t c = 0; c < cols; c++) dx[c] = x[c] > 0 ? g[c] : alpha[c * alpha_step] * g[c];
-    }
+    });
 
     /* d alpha_c = sum over the elements using alpha_c, with x <= 0, of g x; in double, in a
      * fixed order. Per-unit slopes: columns split across threads, rows in order. */
     if (n_alpha == cols) {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (size_t c = 0; c < cols; c++) {
+        FFNC_PARALLEL_FOR(for (size_t c = 0; c < cols; c++) {
             double sum = 0;
             for (size_t r = 0; r < rows; r++) {
                 REAL x = src[r * cols + c];
                 if (!(x > 0)) sum += (double)diff_dst[r * cols + c] * (double)x;
             }
             diff_alpha[c] = (REAL)(accumulate ? (double)diff_alpha[c] + sum : sum);
-        }
+        });
     } else {
         size_t total = rows * cols;
         size_t nblocks = ffnc_reduce_blocks(total);
         double partial[FFNC_REDUCE_BLOCKS];
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (size_t b = 0; b < nblocks; b++) {
+        FFNC_PARALLEL_FOR(for (size_t b = 0; b < nblocks; b++) {
             size_t end = ffnc_block_begin(b + 1, nblocks, total);
             double sum = 0;
             for (size_t i = ffnc_block_begin(b, nblocks, total); i < end; i++)
                 if (!(src[i] > 0)) sum += (double)diff_dst[i] * (double)src[i];
             partial[b] = sum;
-        }
+        });
         double sum = 0;
         for (size_t b = 0; b < nblocks; b++) sum += partial[b];
         diff_alpha[0] = (REAL)(accumulate ? (double)diff_alpha[0] + sum : sum);
@@ -186,12 +182,11 @@ ffnc_status KERNEL(prelu_backward)(size_t rows, size_t cols, const REAL *diff_ds
 ffnc_status KERNEL(bias_forward)(size_t rows, size_t cols, const REAL *src, const REAL *bias,
                                  REAL *dst) {
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *x = src + r * cols;
         REAL *y = dst + r * cols;
         for (size_t c = 0; c < cols; c++) y[c] = x[c] + bias[c];
-    }
+    });
     return FFNC_OK;
 }
 
@@ -203,8 +198,7 @@ ffnc_status KERNEL(bias_backward)(size_t rows, size_t cols, const REAL *diff_dst
     size_t tiles = (cols + BIAS_TILE - 1) / BIAS_TILE;
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
     if ((size_t)nt > tiles) nt = (int)tiles;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t t = 0; t < tiles; t++) {
+    FFNC_PARALLEL_FOR(for (size_t t = 0; t < tiles; t++) {
         size_t c0 = t * BIAS_TILE;
         size_t width = cols - c0 < BIAS_TILE ? cols - c0 : BIAS_TILE;
         double acc[BIAS_TILE] = {0};
@@ -214,7 +208,7 @@ ffnc_status KERNEL(bias_backward)(size_t rows, size_t cols, const REAL *diff_dst
         }
         for (size_t j = 0; j < width; j++)
             diff_bias[c0 + j] = (REAL)(accumulate ? (double)diff_bias[c0 + j] + acc[j] : acc[j]);
-    }
+    });
     return FFNC_OK;
 }
 #undef BIAS_TILE

@@ -64,8 +64,7 @@ ffnc_status KERNEL(softmax_xent_forward)(size_t rows, size_t classes, const REAL
     size_t nblocks = ffnc_reduce_blocks(rows);
     double partial[FFNC_REDUCE_BLOCKS];
     int nt = ffnc_threads_for(rows * classes, FFNC_GRAIN_ROWWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t b = 0; b < nblocks; b++) {
+    FFNC_PARALLEL_FOR(for (size_t b = 0; b < nblocks; b++) {
         size_t end = ffnc_block_begin(b + 1, nblocks, rows);
         double block_loss = 0;
         for (size_t r = ffnc_block_begin(b, nblocks, rows); r < end; r++) {
@@ -81,7 +80,7 @@ ffnc_status KERNEL(softmax_xent_forward)(size_t rows, size_t classes, const REAL
             block_loss += log(sum) - label_shifted;
         }
         partial[b] = block_loss;
-    }
+    });
     double total = 0;
     for (size_t b = 0; b < nblocks; b++) total += partial[b];
     *loss = scale * total;
@@ -93,8 +92,7 @@ ffnc_status KERNEL(softmax_xent_backward)(size_t rows, size_t classes, const REA
                                           REAL *diff_logits) {
     FFNC_TRY(labels_in_range(rows, classes, labels));
     int nt = ffnc_threads_for(rows * classes, FFNC_GRAIN_ROWWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *p = probs + r * classes;
         REAL *d = diff_logits + r * classes;
         size_t label = (size_t)labels[r];
@@ -102,7 +100,7 @@ ffnc_status KERNEL(softmax_xent_backward)(size_t rows, size_t classes, const REA
         double p_label = p[label];
         for (size_t c = 0; c < classes; c++) d[c] = (REAL)(diff_loss_scale * p[c]);
         d[label] = (REAL)(diff_loss_scale * (p_label - 1));
-    }
+    });
     return FFNC_OK;
 }
 
@@ -110,14 +108,13 @@ ffnc_status KERNEL(softmax_xent_backward)(size_t rows, size_t classes, const REA
 ffnc_status KERNEL(log_softmax_forward)(size_t rows, size_t cols, const REAL *src, REAL *dst) {
     if (cols == 0) return FFNC_OK;
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ROWWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *x = src + r * cols;
         REAL *y = dst + r * cols;
         REAL m = LOCAL(row_max)(cols, x);
         double log_sum = log(LOCAL(sum_exp_shifted)(cols, x, m));
         for (size_t c = 0; c < cols; c++) y[c] = (REAL)(((double)x[c] - (double)m) - log_sum);
-    }
+    });
     return FFNC_OK;
 }
 
@@ -126,14 +123,13 @@ ffnc_status KERNEL(log_softmax_forward)(size_t rows, size_t cols, const REAL *sr
 ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *diff_dst,
                                          const REAL *dst, REAL *diff_src) {
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ROWWISE);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
         const REAL *g = diff_dst + r * cols;
         const REAL *y = dst + r * cols;
         REAL *dx = diff_src + r * cols;
         double g_sum = LOCAL(sum_double)(cols, g);
         for (size_t c = 0; c < cols; c++) dx[c] = (REAL)(g[c] - (double)VEXP(y[c]) * g_sum);
-    }
+    });
     return FFNC_OK;
 }
 
@@ -146,7 +142,7 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
         size_t nblocks = ffnc_reduce_blocks(n);                                             \
         double partial[FFNC_REDUCE_BLOCKS];                                                 \
         int nt = ffnc_threads_for(n, grain);                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")            \
+        FFNC_PARALLEL_FOR(                                                              \
         for (size_t blk = 0; blk < nblocks; blk++) {                                        \
             size_t end = ffnc_block_begin(blk + 1, nblocks, n);                             \
             double sum = 0;                                                                 \
@@ -155,7 +151,7 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
                 sum += (TERM);                                                              \
             }                                                                               \
             partial[blk] = sum;                                                             \
-        }                                                                                   \
+        });                                                                             \
         double total = 0;                                                                   \
         for (size_t blk = 0; blk < nblocks; blk++) total += partial[blk];                   \
         *loss = scale * total;                                                              \
@@ -166,11 +162,11 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
 #define FFNC_MAP_GRAD(first, second, out, grain, GRAD)                                      \
     do {                                                                                    \
         int nt = ffnc_threads_for(n, grain);                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")            \
+        FFNC_PARALLEL_FOR(                                                              \
         for (size_t i = 0; i < n; i++) {                                                    \
             REAL a = (first)[i], b = (second)[i];                                           \
             (out)[i] = (REAL)(diff_loss_scale * (GRAD));                                    \
-        }                                                                                   \
+        });                                                                             \
     } while (0)
 
 /* max(z, 0) - y z + log(1 + e^-|z|): e^-|z| <= 1 cannot overflow, and log1p keeps the tail

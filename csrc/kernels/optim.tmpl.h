@@ -12,10 +12,10 @@
 /* for (i < n) { BODY }, split over nt threads. */
 #define FFNC_OPTIM_LOOP(...)                                                            \
     do {                                                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")        \
+        FFNC_PARALLEL_FOR(                                                              \
         for (size_t i = 0; i < n; i++) {                                                \
             __VA_ARGS__                                                                 \
-        }                                                                               \
+        });                                                                             \
     } while (0)
 
 ffnc_status KERNEL(sgd_update)(size_t n, REAL *restrict param, const REAL *restrict grad,
