@@ -60,13 +60,16 @@ cdef class PlanHandle:
     """Owns one C plan and its arenas. Arena views (arena()) keep the handle alive."""
 
     cdef ffnc_plan *plan
+    cdef const void **ptrs  # one data pointer per input slot, filled by each run
     cdef readonly object dtype
     cdef readonly size_t max_batch
     cdef readonly tuple slots  # (name, numpy dtype, shape with None for the batch)
+    cdef tuple _slot_checks    # (numpy type number, shape with -1 for the batch) per slot
     cdef readonly size_t n_records
 
     def __cinit__(self):
         self.plan = NULL
+        self.ptrs = NULL
 
     def __init__(self, dtype, size_t max_batch, arena_sizes, slots, instrs, records):
         self.dtype = np.dtype(dtype)
@@ -74,6 +77,8 @@ cdef class PlanHandle:
             raise TypeError(f"plan dtype must be float32 or float64, got {self.dtype}")
         self.max_batch = max_batch
         self.slots = tuple((str(n), np.dtype(d), tuple(s)) for n, d, s in slots)
+        self._slot_checks = tuple((dt.num, tuple(-1 if d is None else d for d in shape))
+                                  for _, dt, shape in self.slots)
         self.n_records = len(records)
         cdef ffnc_plan_desc desc
         memset(&desc, 0, sizeof(desc))
@@ -118,9 +123,13 @@ cdef class PlanHandle:
             free(c_inputs)
             free(c_instrs)
             free(c_records)
+        self.ptrs = <const void **>malloc(max(n_in, 1) * sizeof(void *))
+        if not self.ptrs:
+            raise MemoryError("plan: the input pointer table")
 
     def __dealloc__(self):
         ffnc_plan_destroy(self.plan)
+        free(self.ptrs)
 
     def arena(self, str which):
         """A writable 1-D view of arena `which` (params, grads, state, acts); it keeps the plan
@@ -151,6 +160,21 @@ cdef class PlanHandle:
                 raise ValueError(f"step must be >= 0, got {value}")
             _check(ffnc_plan_set_step(self.plan, <int64_t>value), "plan.step")
 
+    cdef int _bind_error(self, size_t i, object x) except -1:
+        """Raises the error that says what is wrong with the array fed to slot i."""
+        name, dt, shape = self.slots[i]
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"input {name!r} must be a numpy.ndarray, got {type(x).__name__}")
+        if x.dtype != dt:
+            raise TypeError(f"input {name!r} must have dtype {dt}, got {x.dtype}; ffnc "
+                            f"never casts silently, convert it explicitly")
+        if not x.flags.c_contiguous:
+            raise ValueError(f"input {name!r} must be C-contiguous; pass "
+                             f"numpy.ascontiguousarray({name})")
+        shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+        raise ValueError(f"input {name!r} must have shape {shown} (None: the batch), "
+                         f"got {x.shape}")
+
     cdef size_t _bind(self, list arrays, const void **ptrs, bint whole) except 0:
         """Checks the arrays fed to the input slots; returns the batch (rows) they agree on."""
         if len(arrays) != len(self.slots):
@@ -158,28 +182,29 @@ cdef class PlanHandle:
         cdef size_t rows = 0
         rows_from = None
         cdef cnp.ndarray a
-        for i, (name, dt, shape) in enumerate(self.slots):
+        cdef int typenum, d, ndim
+        cdef cnp.npy_intp *dims
+        cdef tuple expected
+        for i in range(len(arrays)):
             x = arrays[i]
-            if not isinstance(x, np.ndarray):
-                raise TypeError(f"input {name!r} must be a numpy.ndarray, got {type(x).__name__}")
+            typenum, expected = self._slot_checks[i]
+            ndim = len(expected)
+            # The fast checks in C; the slow path below only builds the message.
+            if (not isinstance(x, np.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != typenum
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                    or cnp.PyArray_NDIM(<cnp.ndarray>x) != ndim):
+                self._bind_error(i, x)
             a = <cnp.ndarray>x
-            if a.dtype != dt:
-                raise TypeError(f"input {name!r} must have dtype {dt}, got {a.dtype}; ffnc "
-                                f"never casts silently, convert it explicitly")
-            if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-                raise ValueError(f"input {name!r} must be C-contiguous; pass "
-                                 f"numpy.ascontiguousarray({name})")
-            got = (<object>a).shape
-            if len(got) != len(shape) or any(d is not None and d != g for d, g in zip(shape, got)):
-                shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-                raise ValueError(f"input {name!r} must have shape {shown} (None: the batch), "
-                                 f"got {got}")
-            if shape and shape[0] is None:
+            dims = cnp.PyArray_DIMS(a)
+            for d in range(ndim):
+                if expected[d] >= 0 and dims[d] != <cnp.npy_intp>expected[d]:
+                    self._bind_error(i, x)
+            if ndim > 0 and expected[0] < 0:
                 if rows_from is None:
-                    rows, rows_from = got[0], name
-                elif got[0] != rows:
+                    rows, rows_from = <size_t>dims[0], self.slots[i][0]
+                elif <size_t>dims[0] != rows:
                     raise ValueError(f"inputs disagree on the batch size: {rows_from!r} has "
-                                     f"{rows} rows, {name!r} has {got[0]}")
+                                     f"{rows} rows, {self.slots[i][0]!r} has {dims[0]}")
             ptrs[i] = cnp.PyArray_DATA(a)
         if rows_from is None:
             return 1
@@ -192,19 +217,13 @@ cdef class PlanHandle:
 
     def run(self, list arrays):
         """One step over `arrays` (one per input slot, in order); returns the batch size."""
-        cdef const void **ptrs = <const void **>malloc(max(len(self.slots), 1) * sizeof(void *))
-        if not ptrs:
-            raise MemoryError("plan.run")
         cdef size_t batch, failed = 0
         cdef ffnc_status s
-        try:
-            batch = self._bind(arrays, ptrs, False)
-            with nogil:
-                s = ffnc_plan_run(self.plan, batch, ptrs, &failed)
-            if s != FFNC_OK:
-                _check(s, f"plan.run: instruction {failed}")
-        finally:
-            free(ptrs)
+        batch = self._bind(arrays, self.ptrs, False)
+        with nogil:
+            s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
+        if s != FFNC_OK:
+            _check(s, f"plan.run: instruction {failed}")
         return batch
 
     def run_epoch(self, list arrays, size_t batch):
@@ -213,22 +232,17 @@ cdef class PlanHandle:
         if batch < 1 or batch > self.max_batch:
             raise ValueError(f"batch must be in [1, {self.max_batch}] (the plan's maximum), "
                              f"got {batch}")
-        cdef const void **ptrs = <const void **>malloc(max(len(self.slots), 1) * sizeof(void *))
-        if not ptrs:
-            raise MemoryError("plan.run_epoch")
+        cdef const void **ptrs = self.ptrs
         cdef size_t rows, steps, done = 0, failed = 0
         cdef ffnc_status s
         cdef cnp.ndarray records
         cdef double *rec_ptr
-        try:
-            rows = self._bind(arrays, ptrs, True)
-            steps = (rows + batch - 1) // batch
-            records = np.zeros((steps, self.n_records), dtype=np.float64)
-            rec_ptr = <double *>cnp.PyArray_DATA(records)
-            with nogil:
-                s = ffnc_plan_run_epoch(self.plan, rows, batch, ptrs, rec_ptr, &done, &failed)
-            if s != FFNC_OK:
-                _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
-        finally:
-            free(ptrs)
+        rows = self._bind(arrays, ptrs, True)
+        steps = (rows + batch - 1) // batch
+        records = np.zeros((steps, self.n_records), dtype=np.float64)
+        rec_ptr = <double *>cnp.PyArray_DATA(records)
+        with nogil:
+            s = ffnc_plan_run_epoch(self.plan, rows, batch, ptrs, rec_ptr, &done, &failed)
+        if s != FFNC_OK:
+            _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
         return records

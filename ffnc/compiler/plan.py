@@ -30,9 +30,18 @@ class Plan:
         self._single = single
         self.inputs = list(inputs)
         self._by_name = {n.name: n for n in inputs if n.name is not None}
+        # A feed keyed by exactly the inputs' names (the common case) skips the general mapping.
+        names = [n.name for n in inputs]
+        self._names = names if None not in names and len(set(names)) == len(names) else None
         self._arenas = {a: handle.arena(a) for a in ("params", "grads", "state", "acts")}
         self.params = {p: self._view("params", v, p.shape) for p, v in params.items()}
         self.grads = {p: self._view("grads", v, p.shape) for p, v in params.items()}
+        # Outputs whose size does not depend on the batch (a loss, a metric) are returned from a
+        # view made once; the others are sliced per run.
+        self._fixed_views = [
+            self._view(value.arena, value, node.shape) if value.size[1] == 0 else None
+            for node, value in outputs
+        ]
         self.instructions = list(instrs)
         self.memory = memory
         self.records = list(records)
@@ -69,6 +78,11 @@ class Plan:
         return self._arenas["grads"]
 
     def _arrays(self, feed: Mapping[Any, np.ndarray]) -> list[np.ndarray]:
+        if self._names is not None and type(feed) is dict and len(feed) == len(self._names):
+            try:
+                return [feed[name] for name in self._names]
+            except KeyError:
+                pass  # keyed otherwise, or wrongly: the general path says which
         if not isinstance(feed, Mapping):
             raise TypeError(f"feed must be a mapping from placeholders (or their names) to "
                             f"arrays, got {type(feed).__name__}")
@@ -89,7 +103,10 @@ class Plan:
         the optimizer update when the plan has one. Returns copies of the outputs."""
         batch = self._handle.run(self._arrays(feed))
         results = []
-        for node, value in self._outputs:
+        for (node, value), fixed in zip(self._outputs, self._fixed_views, strict=True):
+            if fixed is not None:
+                results.append(fixed.copy())
+                continue
             flat = self._arenas[value.arena]
             n = size_at(value.size, batch)
             results.append(flat[value.offset:value.offset + n]
