@@ -44,25 +44,19 @@ static inline REAL LOCAL(gelu_derivative)(REAL x) {
 
 /* dst[i] = EXPR(x), x = src[i], on as many threads as the size pays for. */
 #define FFNC_MAP_UNARY(EXPR)                                                           \
-    do {                                                                               \
-        FFNC_PARALLEL_FOR(                                                              \
-        for (size_t i = 0; i < n; i++) {                                               \
-            REAL x = src[i];                                                           \
-            dst[i] = (EXPR);                                                           \
-        });                                                                             \
-    } while (0)
+    FFNC_PARALLEL_FOR(for (size_t i = 0; i < n; i++) {                                 \
+        REAL x = src[i];                                                               \
+        dst[i] = (EXPR);                                                               \
+    })
 
 /* diff_src[i] = EXPR(g, s), g = diff_dst[i], s = saved[i]. */
 #define FFNC_MAP_BACKWARD(EXPR)                                                        \
-    do {                                                                               \
-        FFNC_PARALLEL_FOR(                                                              \
-        for (size_t i = 0; i < n; i++) {                                               \
-            REAL g = diff_dst[i];                                                      \
-            REAL s = saved[i];                                                         \
-            (void)s; /* identity ignores it */                                   \
-            diff_src[i] = (EXPR);                                                      \
-        });                                                                             \
-    } while (0)
+    FFNC_PARALLEL_FOR(for (size_t i = 0; i < n; i++) {                                 \
+        REAL g = diff_dst[i];                                                          \
+        REAL s = saved[i];                                                             \
+        (void)s; /* identity ignores it */                                             \
+        diff_src[i] = (EXPR);                                                          \
+    })
 
 /* Whether act's forward or backward calls a transcendental function: such loops cost tens of
  * cycles per value and pay for threads at much smaller sizes. */

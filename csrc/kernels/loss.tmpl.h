@@ -142,8 +142,7 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
         size_t nblocks = ffnc_reduce_blocks(n);                                             \
         double partial[FFNC_REDUCE_BLOCKS];                                                 \
         int nt = ffnc_threads_for(n, grain);                                                \
-        FFNC_PARALLEL_FOR(                                                              \
-        for (size_t blk = 0; blk < nblocks; blk++) {                                        \
+        FFNC_PARALLEL_FOR(for (size_t blk = 0; blk < nblocks; blk++) {                      \
             size_t end = ffnc_block_begin(blk + 1, nblocks, n);                             \
             double sum = 0;                                                                 \
             for (size_t i = ffnc_block_begin(blk, nblocks, n); i < end; i++) {              \
@@ -151,7 +150,7 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
                 sum += (TERM);                                                              \
             }                                                                               \
             partial[blk] = sum;                                                             \
-        });                                                                             \
+        });                                                                                 \
         double total = 0;                                                                   \
         for (size_t blk = 0; blk < nblocks; blk++) total += partial[blk];                   \
         *loss = scale * total;                                                              \
@@ -162,11 +161,10 @@ ffnc_status KERNEL(log_softmax_backward)(size_t rows, size_t cols, const REAL *d
 #define FFNC_MAP_GRAD(first, second, out, grain, GRAD)                                      \
     do {                                                                                    \
         int nt = ffnc_threads_for(n, grain);                                                \
-        FFNC_PARALLEL_FOR(                                                              \
-        for (size_t i = 0; i < n; i++) {                                                    \
+        FFNC_PARALLEL_FOR(for (size_t i = 0; i < n; i++) {                                  \
             REAL a = (first)[i], b = (second)[i];                                           \
             (out)[i] = (REAL)(diff_loss_scale * (GRAD));                                    \
-        });                                                                             \
+        });                                                                                 \
     } while (0)
 
 /* max(z, 0) - y z + log(1 + e^-|z|): e^-|z| <= 1 cannot overflow, and log1p keeps the tail

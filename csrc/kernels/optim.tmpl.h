@@ -10,13 +10,7 @@
  * state it touches. */
 
 /* for (i < n) { BODY }, split over nt threads. */
-#define FFNC_OPTIM_LOOP(...)                                                            \
-    do {                                                                                \
-        FFNC_PARALLEL_FOR(                                                              \
-        for (size_t i = 0; i < n; i++) {                                                \
-            __VA_ARGS__                                                                 \
-        });                                                                             \
-    } while (0)
+#define FFNC_OPTIM_LOOP(...) FFNC_PARALLEL_FOR(for (size_t i = 0; i < n; i++) { __VA_ARGS__ })
 
 ffnc_status KERNEL(sgd_update)(size_t n, REAL *restrict param, const REAL *restrict grad,
                                double lr, double weight_decay) {
