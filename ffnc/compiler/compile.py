@@ -10,10 +10,10 @@ from ffnc import _core
 from ffnc.compiler.lower import Lowering, shape_size
 from ffnc.compiler.memory import plan_activations
 from ffnc.compiler.optimizers import SGD, Adam, Momentum, Optimizer
-from ffnc.compiler.plan import Plan, outputs_list
+from ffnc.compiler.plan import Plan
 from ffnc.compiler.program import CompileError, Instr, Program, Value, size_at
 from ffnc.graph import grad, simplify
-from ffnc.graph.ir import FLOAT_DTYPES, Node, topo_order
+from ffnc.graph.ir import FLOAT_DTYPES, Node, node_list, topo_order
 
 
 def _plan_dtype(nodes: list[Node]) -> np.dtype:
@@ -59,7 +59,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     optimizer: SGD, Momentum or Adam; its update of every parameter, one instruction over the
         whole arena, ends each run.
     """
-    outs, single = outputs_list(outputs)
+    outs, single = node_list(outputs, "outputs")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")

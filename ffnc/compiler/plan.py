@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -129,12 +129,3 @@ class Plan:
                      f"(one buffer each: {m.naive})")
         return "\n".join(lines)
 
-
-def outputs_list(outputs: Node | Sequence[Node]) -> tuple[list[Node], bool]:
-    if isinstance(outputs, Node):
-        return [outputs], True
-    outs = list(outputs)
-    for o in outs:
-        if not isinstance(o, Node):
-            raise TypeError(f"outputs must be graph Nodes, got {type(o).__name__}")
-    return outs, False

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ffnc.graph.ir import Node, format_shape, topo_order
+from ffnc.graph.ir import Node, format_shape, node_list, topo_order
 from ffnc.graph.ops import REGISTRY, zeros_like
-from ffnc.graph.reverse import _as_list
 
 
 def _check_tangent(node: Node, t) -> None:
@@ -30,9 +29,9 @@ def jvp(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     Each tangent has the shape and dtype of its x. A y that no x influences gets a zero.
     Returns one node per y (a single node when ys is a single node).
     """
-    ys_list, single = _as_list(ys, "ys")
-    xs_list, _ = _as_list(xs, "xs")
-    ts, _ = _as_list(tangents, "tangents")
+    ys_list, single = node_list(ys, "ys")
+    xs_list, _ = node_list(xs, "xs")
+    ts, _ = node_list(tangents, "tangents")
     if len(ts) != len(xs_list):
         raise ValueError(f"jvp: {len(xs_list)} inputs but {len(ts)} tangents")
     tangent: dict[int, Node | list] = {}

@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ffnc.graph.forward import jvp
-from ffnc.graph.ir import Node, as_node, format_shape
+from ffnc.graph.ir import Node, as_node, format_shape, node_list
 from ffnc.graph.ops import add_all, concat, reshape, sum
-from ffnc.graph.reverse import _as_list, grad, vjp
+from ffnc.graph.reverse import grad, vjp
 
 HVP_MODES = ("fwd_rev", "rev_rev")
 HVP_DEFAULT = "fwd_rev"
@@ -40,7 +40,7 @@ def hvp(y: Node, xs: Node | Sequence[Node], vs: Any, mode: str = HVP_DEFAULT) ->
     """
     if mode not in HVP_MODES:
         raise ValueError(f"hvp: mode must be one of {', '.join(HVP_MODES)}, got {mode!r}")
-    xs_list, single = _as_list(xs, "xs")
+    xs_list, single = node_list(xs, "xs")
     v_nodes = _vectors(vs, xs_list, "hvp")
     gradients = grad(y, xs_list)
     if mode == "fwd_rev":
@@ -90,7 +90,7 @@ def hessian(y: Node, xs: Node | Sequence[Node]) -> Node:
     """The Hessian of the scalar y with respect to xs, as an (n, n) graph node, n the total
     number of elements of xs (flattened in order and concatenated). For small inputs: it
     takes one forward-over-reverse sweep per element."""
-    xs_list, _ = _as_list(xs, "xs")
+    xs_list, _ = node_list(xs, "xs")
     n = _static_total(xs_list, "hessian")
     gradient = _flat(grad(y, xs_list))
     return _stack_rows([jvp(gradient, xs_list, _basis(xs_list, k)) for k in range(n)])
@@ -113,8 +113,8 @@ def jacobian(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     give the same matrix. The value has shape y.shape + x.shape for one y and one x, and
     (m, n) otherwise (outputs and inputs flattened in order and concatenated).
     """
-    ys_list, single_y = _as_list(ys, "ys")
-    xs_list, single_x = _as_list(xs, "xs")
+    ys_list, single_y = node_list(ys, "ys")
+    xs_list, single_x = node_list(xs, "xs")
     m = _static_total(ys_list, "jacobian")
     n = _static_total(xs_list, "jacobian")
     if mode == "auto":

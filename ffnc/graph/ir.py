@@ -229,6 +229,18 @@ def as_node(x: Any, like: Node | None = None) -> Node:
 
 # ---- shape and dtype rules shared by the op families ----------------------------------------
 
+def node_list(nodes: Node | Sequence[Node], what: str) -> tuple[list[Node], bool]:
+    """One node or a sequence of them as a list, and whether a single node was given; a
+    TypeError naming `what` for anything that is not a Node."""
+    if isinstance(nodes, Node):
+        return [nodes], True
+    nodes = list(nodes)
+    for n in nodes:
+        if not isinstance(n, Node):
+            raise TypeError(f"{what} must be graph Nodes, got {type(n).__name__}")
+    return nodes, False
+
+
 def same_dtype(op: str, nodes: Sequence[Node]) -> np.dtype:
     """The common dtype of `nodes`; a mix is a TypeError naming both (no implicit casts)."""
     dt = nodes[0].dtype

@@ -11,18 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ffnc.graph.ir import FLOAT_DTYPES, Node, constant, format_shape, topo_order
+from ffnc.graph.ir import FLOAT_DTYPES, Node, constant, format_shape, node_list, topo_order
 from ffnc.graph.ops import REGISTRY, add_all, zeros_like
-
-
-def _as_list(nodes: Node | Sequence[Node], what: str) -> tuple[list[Node], bool]:
-    if isinstance(nodes, Node):
-        return [nodes], True
-    nodes = list(nodes)
-    for n in nodes:
-        if not isinstance(n, Node):
-            raise TypeError(f"{what} must be graph Nodes, got {type(n).__name__}")
-    return nodes, False
 
 
 def _total(node: Node, parts: list) -> Node | list:
@@ -49,9 +39,9 @@ def vjp(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     Each cotangent has the shape and dtype of its y. An x that no y depends on gets a zero.
     Returns one node per x (a single node when xs is a single node).
     """
-    ys_list, _ = _as_list(ys, "ys")
-    xs_list, single = _as_list(xs, "xs")
-    cts, _ = _as_list(cotangents, "cotangents")
+    ys_list, _ = node_list(ys, "ys")
+    xs_list, single = node_list(xs, "xs")
+    cts, _ = node_list(cotangents, "cotangents")
     if len(cts) != len(ys_list):
         raise ValueError(f"vjp: {len(ys_list)} outputs but {len(cts)} cotangents")
     for y, ct in zip(ys_list, cts, strict=True):
