@@ -164,14 +164,5 @@ static inline size_t saturating_mul3(size_t a, size_t b, size_t c) {
     return c > SIZE_MAX / ab ? SIZE_MAX : ab * c;
 }
 
-#define REAL float
-#define SFX f32
-#include "gemm.tmpl.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX f64
-#include "gemm.tmpl.h"
-#undef REAL
-#undef SFX
+#define FFNC_TEMPLATE "gemm.tmpl.h"
+#include "instantiate.h"

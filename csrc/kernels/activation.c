@@ -5,14 +5,5 @@
 #include "isa.h"
 #include "vmath.h"
 
-#define REAL float
-#define SFX f32
-#include "activation.tmpl.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX f64
-#include "activation.tmpl.h"
-#undef REAL
-#undef SFX
+#define FFNC_TEMPLATE "activation.tmpl.h"
+#include "instantiate.h"

@@ -3,7 +3,7 @@
  * -DFFNC_ISA_SUFFIX=<path> and that path's flags (-mavx2 -mfma, -mavx512f ...), so
  * KERNEL(relu) becomes relu_f32_avx2 and so on: one symbol per path and dtype.
  *
- * Kernel sources define REAL and SFX (f32 or f64) and include a .tmpl.h body twice.
+ * A kernel source instantiates its .tmpl.h body for float and double through instantiate.h.
  */
 #ifndef FFNC_ISA_H
 #define FFNC_ISA_H

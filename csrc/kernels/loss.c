@@ -16,14 +16,5 @@ static ffnc_status labels_in_range(size_t rows, size_t classes, const int64_t *l
     return bad ? FFNC_ERR_LABEL_OUT_OF_RANGE : FFNC_OK;
 }
 
-#define REAL float
-#define SFX f32
-#include "loss.tmpl.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX f64
-#include "loss.tmpl.h"
-#undef REAL
-#undef SFX
+#define FFNC_TEMPLATE "loss.tmpl.h"
+#include "instantiate.h"

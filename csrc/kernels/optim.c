@@ -4,14 +4,5 @@
 #include "internal.h"
 #include "isa.h"
 
-#define REAL float
-#define SFX f32
-#include "optim.tmpl.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX f64
-#include "optim.tmpl.h"
-#undef REAL
-#undef SFX
+#define FFNC_TEMPLATE "optim.tmpl.h"
+#include "instantiate.h"

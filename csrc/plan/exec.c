@@ -7,16 +7,8 @@
 
 #include "plan_internal.h"
 
-#define REAL float
-#define SFX f32
-#include "exec.tmpl.h"
-#undef REAL
-#undef SFX
-#define REAL double
-#define SFX f64
-#include "exec.tmpl.h"
-#undef REAL
-#undef SFX
+#define FFNC_TEMPLATE "exec.tmpl.h"
+#include "instantiate.h"
 
 static double load(ffnc_dtype dtype, const void *p) {
     return dtype == FFNC_F32 ? (double)*(const float *)p : *(const double *)p;
