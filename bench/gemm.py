@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,8 +34,9 @@ DENSE_SHAPES = ((128, 512, 512), (128, 1024, 1024), (512, 1024, 1024), (128, 409
                 (512, 4096, 4096))
 
 
-def gemm_cases(quick: bool) -> list[tuple[str, int, int, int, bool, bool]]:
-    """(label, m, n, k, trans_a, trans_b) of every GEMM case."""
+def gemm_cases(quick: bool, match: str | None = None,
+               ) -> list[tuple[str, int, int, int, bool, bool]]:
+    """(label, m, n, k, trans_a, trans_b) of every GEMM case (whose label matches `match`)."""
     cases = [(f"square {s}", s, s, s, False, False) for s in SQUARES]
     widths = (784, 4096) if quick else MLP_WIDTHS
     batches = (32, 512) if quick else MLP_BATCHES
@@ -44,6 +46,8 @@ def gemm_cases(quick: bool) -> list[tuple[str, int, int, int, bool, bool]]:
                 cases.append((f"fwd  X W     M={m} K={k} N={n}", m, n, k, False, False))
                 cases.append((f"dW   X^T dY  M={m} K={k} N={n}", k, n, m, True, False))
                 cases.append((f"dX   dY W^T  M={m} K={k} N={n}", m, k, n, False, True))
+    if match is not None:
+        cases = [case for case in cases if re.search(match, case[0])]
     return cases
 
 
@@ -84,7 +88,8 @@ def _numpy_dense_relu(x, w, bias):
     return np.maximum(x @ w + bias, 0)
 
 
-def worker(threads: int, dtypes: list[str], quick: bool, seconds: float) -> None:
+def worker(threads: int, dtypes: list[str], quick: bool, seconds: float,
+           match: str | None) -> None:
     """Runs every case with `threads` threads and prints one JSON object per case."""
     import numpy as np
 
@@ -96,7 +101,7 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float) -> None
     rng = np.random.default_rng(0)
     for dtype_name in dtypes:
         dtype = np.float32 if dtype_name == "f32" else np.float64
-        for label, m, n, k, ta, tb in gemm_cases(quick):
+        for label, m, n, k, ta, tb in gemm_cases(quick, match):
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
             b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
             c_ffnc = np.empty((m, n), dtype)
@@ -111,6 +116,8 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float) -> None
                               "ffnc_gflops": flops / t_ffnc / 1e9,
                               "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
         for m, k, n in DENSE_SHAPES[:2] if quick else DENSE_SHAPES:
+            if match is not None and not re.search(match, f"dense relu M={m} K={k} N={n}"):
+                continue
             x = rng.standard_normal((m, k)).astype(dtype)
             w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
             bias = rng.standard_normal(n).astype(dtype)
@@ -173,10 +180,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a subset of the MLP shapes")
     parser.add_argument("--seconds", type=float, default=0.3,
                         help="time per case and library (at least 3 reps each)")
+    parser.add_argument("--match", metavar="REGEX",
+                        help="only the cases whose label matches, e.g. 'square|M=32 '")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.dtype, args.quick, args.seconds)
+        worker(args.worker, args.dtype, args.quick, args.seconds, args.match)
         return
 
     import numpy as np
@@ -193,6 +202,8 @@ def main() -> None:
             env.pop(variable, None)
         cmd = [sys.executable, __file__, "--worker", str(threads), "--dtype", *args.dtype,
                "--seconds", str(args.seconds)] + (["--quick"] if args.quick else [])
+        if args.match is not None:
+            cmd += ["--match", args.match]
         with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
             for line in proc.stdout:
                 row = json.loads(line)

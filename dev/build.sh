@@ -15,7 +15,10 @@ python=$(command -v python3 || command -v python)
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DFFNC_BUILD_PYTHON=ON -DPython_EXECUTABLE="$python" "$@" >/dev/null
 fi
-ninja -C "$build" >/dev/null
+if ! log=$(ninja -C "$build" 2>&1); then
+  printf '%s\n' "$log" >&2
+  exit 1
+fi
 stage=$build/stage/ffnc
 rm -rf "$stage"
 mkdir -p "$stage"

@@ -18,6 +18,26 @@ from ffnc._version import __version__
 
 check_isa_environment()
 
+# The user-facing API over the core: models, training, checkpoints, diagnosis.
+from ffnc import datasets, nn, optim  # noqa: E402
+from ffnc.diagnosis import diagnose  # noqa: E402
+from ffnc.io import load, save  # noqa: E402
+
+
+def _register_with_threadpoolctl() -> None:
+    # threadpoolctl is optional (scikit-learn brings it); when it is installed, its
+    # threadpool_info() lists ffnc's pool and threadpool_limits() caps it (ffnc/_threadpool.py).
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return
+    from ffnc._threadpool import register
+
+    register()
+
+
+_register_with_threadpoolctl()
+
 
 def show_config() -> None:
     """Prints how ffnc was built and what it runs on: version, ISA path, OpenMP, threads."""
@@ -35,7 +55,8 @@ def config_text() -> str:
         f"  ISA path:        {get_isa()} (supported here: {', '.join(supported_isas())}; "
         "force with FFNC_ISA=generic|avx2|avx512)",
         f"  OpenMP:          {openmp_info()}",
-        f"  threads:         {get_num_threads()} (ffnc.set_num_threads or OMP_NUM_THREADS)",
+        f"  threads:         {get_num_threads()} (ffnc.set_num_threads, else OMP_NUM_THREADS; "
+        "threadpoolctl limits apply)",
         f"  machine:         {platform.machine()}, {platform.processor() or 'unknown cpu'}",
         f"  python / numpy:  {platform.python_version()} / {numpy.__version__}",
     ]
@@ -45,9 +66,15 @@ def config_text() -> str:
 __all__ = [
     "__version__",
     "config_text",
+    "datasets",
+    "diagnose",
     "get_isa",
     "get_num_threads",
     "kernels",
+    "load",
+    "nn",
+    "optim",
+    "save",
     "set_isa",
     "set_num_threads",
     "show_config",

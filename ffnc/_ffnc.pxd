@@ -97,6 +97,13 @@ cdef extern from "ffnc.h" nogil:
                                  void *m, void *v, int64_t step, double lr, double beta1,
                                  double beta2, double eps, double weight_decay,
                                  int decoupled_weight_decay)
+    ffnc_status ffnc_rmsprop_update(ffnc_dtype dtype, size_t n, void *param, const void *grad,
+                                    void *square_avg, void *momentum_buffer, void *grad_avg,
+                                    double lr, double alpha, double eps, double weight_decay,
+                                    double momentum, int centered)
+    ffnc_status ffnc_global_norm(ffnc_dtype dtype, size_t n, const void *src, double *norm)
+    ffnc_status ffnc_clip_by_global_norm(ffnc_dtype dtype, size_t n, void *grad,
+                                         double max_norm, double *norm)
 
     ffnc_status ffnc_gemm(ffnc_dtype dtype, int trans_a, int trans_b, size_t m, size_t n,
                           size_t k, double alpha, const void *a, size_t lda, const void *b,
@@ -151,6 +158,23 @@ cdef extern from "ffnc.h" nogil:
         FFNC_OP_SGD
         FFNC_OP_MOMENTUM
         FFNC_OP_ADAM
+        FFNC_OP_RMSPROP
+        FFNC_OP_CLIP_GRAD_NORM
+        FFNC_OP_WHERE
+        FFNC_OP_ONE_HOT
+        FFNC_OP_FROM_INT64
+        FFNC_OP_SOFTMAX
+        FFNC_OP_LOG_SOFTMAX
+        FFNC_OP_LOGSUMEXP
+        FFNC_OP_MAX_ARGMAX
+        FFNC_OP_COPY_STRIDED
+        FFNC_OP_SQDIST
+        FFNC_OP_DROPOUT
+        FFNC_OP_SOFTMAX_BACKWARD
+        FFNC_OP_LOG_SOFTMAX_BACKWARD
+        FFNC_OP_TRANSPOSE
+        FFNC_OP_PRELU_FORWARD
+        FFNC_OP_PRELU_BACKWARD
     ctypedef enum ffnc_plan_binary:
         FFNC_BINARY_ADD
         FFNC_BINARY_SUB
@@ -158,6 +182,9 @@ cdef extern from "ffnc.h" nogil:
         FFNC_BINARY_DIV
         FFNC_BINARY_MAXIMUM
         FFNC_BINARY_MINIMUM
+        FFNC_BINARY_GREATER
+        FFNC_BINARY_GREATER_EQUAL
+        FFNC_BINARY_EQUAL
     ctypedef enum ffnc_plan_unary:
         FFNC_UNARY_COPY
         FFNC_UNARY_NEG
@@ -174,6 +201,7 @@ cdef extern from "ffnc.h" nogil:
         FFNC_PLAN_MEAN
         FFNC_PLAN_NESTEROV
         FFNC_PLAN_DECOUPLED
+        FFNC_PLAN_CENTERED
         FFNC_PLAN_MAX_REFS
     ctypedef struct ffnc_plan_instr:
         int32_t opcode
@@ -184,7 +212,7 @@ cdef extern from "ffnc.h" nogil:
         ffnc_plan_size k
         double alpha
         double hyper[5]
-        size_t strides[4]
+        size_t strides[6]
         ffnc_plan_ref refs[8]
     ctypedef enum ffnc_plan_input_type:
         FFNC_PLAN_INPUT_FLOAT
@@ -210,8 +238,21 @@ cdef extern from "ffnc.h" nogil:
                                      size_t *size)
     ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
                               size_t *failed_instr)
+    # a step in two phases (ffnc.distributed acts between them)
+    ctypedef enum ffnc_plan_phase:
+        FFNC_PLAN_PHASE_GRADIENTS
+        FFNC_PLAN_PHASE_UPDATE
+    ffnc_status ffnc_plan_run_phase(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                                    ffnc_plan_phase phase, size_t *failed_instr)
+    size_t ffnc_plan_update_begin(const ffnc_plan *plan)
     ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
                                     const void *const *inputs, double *records,
                                     size_t *steps_done, size_t *failed_instr)
     int64_t ffnc_plan_get_step(const ffnc_plan *plan)
     ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step)
+    ffnc_status ffnc_plan_get_lr(const ffnc_plan *plan, double *lr)
+    ffnc_status ffnc_plan_set_lr(ffnc_plan *plan, double lr)
+    ffnc_status ffnc_plan_run_epoch_scaled(ffnc_plan *plan, size_t rows, size_t batch,
+                                           const void *const *inputs, const double *lr_scale,
+                                           double *records, size_t *steps_done,
+                                           size_t *failed_instr)

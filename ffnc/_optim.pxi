@@ -1,5 +1,5 @@
-# Optimizer updates: SGD, momentum (classic and Nesterov), Adam and AdamW (csrc/kernels/optim.c).
-# Included by _core.pyx.
+# Optimizer updates: SGD, momentum (classic and Nesterov), Adam and AdamW, RMSprop, and gradient
+# clipping by global norm (csrc/kernels/optim.c). Included by _core.pyx.
 #
 # Each update works in place on flat buffers: param, grad and the optimizer state (velocity, or
 # m and v) are arrays of one float dtype and one shape (any shape: only the elements count),
@@ -167,3 +167,102 @@ def adam_update(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps
         s = ffnc_adam_update(dt, n, pp, gp, mp, vp, t, rate, b1, b2, epsilon, decay,
                              decoupled_decay)
     _check(s, "adam_update")
+
+
+def rmsprop_update(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, lr=1e-2,
+                   alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                   centered=False) -> None:
+    """One RMSprop update, in place, as torch.optim.RMSprop:
+
+        grad' = grad + weight_decay * param            (weight_decay > 0; else grad' = grad)
+        square_avg = alpha * square_avg + (1 - alpha) * grad'**2
+        centered:  grad_avg = alpha * grad_avg + (1 - alpha) * grad'
+                   den = sqrt(max(square_avg - grad_avg**2, 0)) + eps
+        else:      den = sqrt(square_avg) + eps
+        momentum > 0:  momentum_buffer = momentum * momentum_buffer + grad' / den
+                       param -= lr * momentum_buffer
+        else:          param -= lr * grad' / den
+
+    The state arrays (updated) start as zeros shaped like param: square_avg always,
+    momentum_buffer when momentum > 0 (required then, else ignored and may be None), grad_avg
+    when centered (likewise). The max(., 0) only matters where rounding makes the variance
+    negative, where PyTorch gives NaN. All arrays: one float dtype and shape, C-contiguous, no
+    two sharing memory. lr >= 0, 0 <= alpha < 1, eps > 0, weight_decay >= 0, 0 <= momentum < 1.
+    Returns None.
+    """
+    cdef cnp.ndarray p = _optim_param(param)
+    cdef cnp.ndarray g = _optim_like(grad, "grad", p, False)
+    cdef cnp.ndarray sq = _optim_like(square_avg, "square_avg", p, True)
+    cdef double rate = _optim_scalar(lr, "lr", p, False)
+    cdef double a = _optim_rate(alpha, "alpha")
+    cdef double epsilon = _optim_scalar(eps, "eps", p, True)
+    cdef double decay = _optim_scalar(weight_decay, "weight_decay", p, False)
+    cdef double mu = _optim_rate(momentum, "momentum")
+    cdef int center = _optim_flag(centered, "centered")
+    arrays, names = [p, g, sq], ["param", "grad", "square_avg"]
+    cdef cnp.ndarray buf = None, avg = None
+    if mu > 0:
+        if momentum_buffer is None:
+            raise ValueError(f"momentum={mu} needs a momentum_buffer (zeros shaped like param "
+                             f"before the first update)")
+        buf = _optim_like(momentum_buffer, "momentum_buffer", p, True)
+        arrays.append(buf)
+        names.append("momentum_buffer")
+    if center:
+        if grad_avg is None:
+            raise ValueError("centered=True needs a grad_avg (zeros shaped like param before "
+                             "the first update)")
+        avg = _optim_like(grad_avg, "grad_avg", p, True)
+        arrays.append(avg)
+        names.append("grad_avg")
+    _optim_disjoint(arrays, names)
+    cdef ffnc_dtype dt = _dtype_of(p)
+    cdef size_t n = p.size
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef const void *gp = cnp.PyArray_DATA(g)
+    cdef void *sp = cnp.PyArray_DATA(sq)
+    cdef void *bp = cnp.PyArray_DATA(buf) if buf is not None else NULL
+    cdef void *ap = cnp.PyArray_DATA(avg) if avg is not None else NULL
+    cdef ffnc_status s
+    with nogil:
+        s = ffnc_rmsprop_update(dt, n, pp, gp, sp, bp, ap, rate, a, epsilon, decay, mu, center)
+    _check(s, "rmsprop_update")
+
+
+def global_norm(x) -> float:
+    """The L2 norm sqrt(sum(x**2)) of a float array (any shape, C-contiguous), accumulated in
+    double in a fixed order: bitwise the same on any thread count and ISA path. Accurate also
+    where the squares would overflow or underflow in double; NaN if x holds a NaN, else inf if
+    it holds an infinity; 0.0 when empty."""
+    cdef cnp.ndarray a = _float_array(x, "x")
+    cdef ffnc_dtype dt = _dtype_of(a)
+    cdef size_t n = a.size
+    cdef const void *ap = cnp.PyArray_DATA(a)
+    cdef double norm = 0
+    cdef ffnc_status s
+    with nogil:
+        s = ffnc_global_norm(dt, n, ap, &norm)
+    _check(s, "global_norm")
+    return norm
+
+
+def clip_by_global_norm(grad, *, max_norm) -> float:
+    """Gradient clipping by global norm, in place: with N = global_norm(grad), grad is scaled
+    by max_norm / N (rounded to grad's dtype) when N > max_norm, and left as it is when
+    N <= max_norm or N is NaN or infinite (a NaN guard should report those). Returns N, the norm
+    before clipping. max_norm: finite, > 0. torch.nn.utils.clip_grad_norm_ divides by N + 1e-6
+    instead of N; otherwise the same."""
+    cdef cnp.ndarray g = _float_array(grad, "grad")
+    _writable(g, "grad")
+    cdef double limit = _finite(max_norm, "max_norm")
+    if not limit > 0:
+        raise ValueError(f"max_norm must be > 0, got {limit}")
+    cdef ffnc_dtype dt = _dtype_of(g)
+    cdef size_t n = g.size
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef double norm = 0
+    cdef ffnc_status s
+    with nogil:
+        s = ffnc_clip_by_global_norm(dt, n, gp, limit, &norm)
+    _check(s, "clip_by_global_norm")
+    return norm

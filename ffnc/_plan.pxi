@@ -15,18 +15,26 @@ PLAN_OPCODES = {
     "mse_backward": FFNC_OP_MSE_BACKWARD, "l1_backward": FFNC_OP_L1_BACKWARD,
     "binary": FFNC_OP_BINARY, "unary": FFNC_OP_UNARY, "fill": FFNC_OP_FILL,
     "fill_count": FFNC_OP_FILL_COUNT, "sgd": FFNC_OP_SGD, "momentum": FFNC_OP_MOMENTUM,
-    "adam": FFNC_OP_ADAM,
+    "adam": FFNC_OP_ADAM, "rmsprop": FFNC_OP_RMSPROP, "clip_grad_norm": FFNC_OP_CLIP_GRAD_NORM,
+    "where": FFNC_OP_WHERE, "one_hot": FFNC_OP_ONE_HOT, "from_int64": FFNC_OP_FROM_INT64,
+    "softmax": FFNC_OP_SOFTMAX, "log_softmax": FFNC_OP_LOG_SOFTMAX,
+    "logsumexp": FFNC_OP_LOGSUMEXP, "max_argmax": FFNC_OP_MAX_ARGMAX,
+    "copy_strided": FFNC_OP_COPY_STRIDED, "sqdist": FFNC_OP_SQDIST,
+    "dropout": FFNC_OP_DROPOUT, "softmax_backward": FFNC_OP_SOFTMAX_BACKWARD,
+    "log_softmax_backward": FFNC_OP_LOG_SOFTMAX_BACKWARD, "transpose": FFNC_OP_TRANSPOSE,
+    "prelu_forward": FFNC_OP_PRELU_FORWARD, "prelu_backward": FFNC_OP_PRELU_BACKWARD,
 }
 PLAN_BINARY = {"add": FFNC_BINARY_ADD, "sub": FFNC_BINARY_SUB, "mul": FFNC_BINARY_MUL,
                "div": FFNC_BINARY_DIV, "maximum": FFNC_BINARY_MAXIMUM,
-               "minimum": FFNC_BINARY_MINIMUM}
+               "minimum": FFNC_BINARY_MINIMUM, "greater": FFNC_BINARY_GREATER,
+               "greater_equal": FFNC_BINARY_GREATER_EQUAL, "equal": FFNC_BINARY_EQUAL}
 PLAN_UNARY = {"copy": FFNC_UNARY_COPY, "neg": FFNC_UNARY_NEG, "scale": FFNC_UNARY_SCALE,
               "exp": FFNC_UNARY_EXP, "log": FFNC_UNARY_LOG, "square": FFNC_UNARY_SQUARE,
               "sqrt": FFNC_UNARY_SQRT}
 PLAN_FLAGS = {"trans_a": FFNC_PLAN_TRANS_A, "trans_b": FFNC_PLAN_TRANS_B,
               "accumulate": FFNC_PLAN_ACCUMULATE, "accumulate_src": FFNC_PLAN_ACCUMULATE_SRC,
               "mean": FFNC_PLAN_MEAN, "nesterov": FFNC_PLAN_NESTEROV,
-              "decoupled": FFNC_PLAN_DECOUPLED}
+              "decoupled": FFNC_PLAN_DECOUPLED, "centered": FFNC_PLAN_CENTERED}
 PLAN_ARENAS = {"none": FFNC_PLAN_NONE, "params": FFNC_PLAN_PARAMS, "grads": FFNC_PLAN_GRADS,
                "state": FFNC_PLAN_STATE, "acts": FFNC_PLAN_ACTS, "input": FFNC_PLAN_INPUT}
 _ARENA_ORDER = ("params", "grads", "state", "acts")
@@ -44,7 +52,7 @@ cdef void _fill_instr(ffnc_plan_instr *c, object spec) except *:
     c.n.fixed, c.n.per_batch = sizes[1]
     c.k.fixed, c.k.per_batch = sizes[2]
     c.alpha = alpha
-    if len(hyper) > 5 or len(strides) > 4 or len(refs) > FFNC_PLAN_MAX_REFS:
+    if len(hyper) > 5 or len(strides) > 6 or len(refs) > FFNC_PLAN_MAX_REFS:
         raise ValueError(f"plan instruction {spec!r} has too many fields")
     for i, h in enumerate(hyper):
         c.hyper[i] = h
@@ -66,6 +74,11 @@ cdef class PlanHandle:
     cdef readonly tuple slots  # (name, numpy dtype, shape with None for the batch)
     cdef tuple _slot_checks    # (numpy type number, shape with -1 for the batch) per slot
     cdef readonly size_t n_records
+    # compute_gradients -> apply_update: the arrays bound for the step (kept alive until its
+    # update, which may read them too), their pointers and batch
+    cdef const void **phase_ptrs
+    cdef list phase_arrays
+    cdef size_t phase_batch
 
     def __cinit__(self):
         self.plan = NULL
@@ -130,6 +143,7 @@ cdef class PlanHandle:
     def __dealloc__(self):
         ffnc_plan_destroy(self.plan)
         free(self.ptrs)
+        free(self.phase_ptrs)
 
     def arena(self, str which):
         """A writable 1-D view of arena `which` (params, grads, state, acts); it keeps the plan
@@ -159,6 +173,26 @@ cdef class PlanHandle:
             if value < 0:
                 raise ValueError(f"step must be >= 0, got {value}")
             _check(ffnc_plan_set_step(self.plan, <int64_t>value), "plan.step")
+
+    property lr:
+        """The learning rate of the plan's update instruction; settable between runs. A plan
+        without an optimizer has none (ValueError)."""
+        def __get__(self):
+            cdef double lr = 0
+            if ffnc_plan_get_lr(self.plan, &lr) != FFNC_OK:
+                raise ValueError("this plan has no optimizer, so no learning rate")
+            return lr
+
+        def __set__(self, value):
+            cdef double lr = _finite(value, "lr")
+            if lr < 0:
+                raise ValueError(f"lr must be >= 0, got {lr}")
+            if self.dtype == np.float32 and lr > _FLOAT32_MAX:
+                raise ValueError(f"lr={lr} overflows float32, the dtype of this plan")
+            cdef double current = 0
+            if ffnc_plan_get_lr(self.plan, &current) != FFNC_OK:
+                raise ValueError("this plan has no optimizer, so no learning rate to set")
+            _check(ffnc_plan_set_lr(self.plan, lr), "plan.lr")
 
     cdef int _bind_error(self, size_t i, object x) except -1:
         """Raises the error that says what is wrong with the array fed to slot i."""
@@ -215,6 +249,30 @@ cdef class PlanHandle:
                              f"for batches of at most {self.max_batch}")
         return rows
 
+    cdef cnp.ndarray _lr_scale(self, object lr_scale, size_t steps):
+        """lr_scale checked: a 1-D float64 array of `steps` finite values >= 0, whose largest
+        multiple of the plan's lr is a valid rate."""
+        cdef double lr = 0
+        if ffnc_plan_get_lr(self.plan, &lr) != FFNC_OK:
+            raise ValueError("lr_scale needs a plan with an optimizer")
+        if not isinstance(lr_scale, np.ndarray):
+            raise TypeError(f"lr_scale must be a numpy.ndarray (float64, one multiplier per "
+                            f"step), got {type(lr_scale).__name__}")
+        if lr_scale.dtype != np.float64:
+            raise TypeError(f"lr_scale must have dtype float64, got {lr_scale.dtype}; ffnc "
+                            f"never casts silently")
+        if lr_scale.ndim != 1 or <size_t>lr_scale.shape[0] != steps:
+            raise ValueError(f"lr_scale must have shape ({steps},), one multiplier per step of "
+                             f"this epoch, got {lr_scale.shape}")
+        bad = np.flatnonzero(~(np.isfinite(lr_scale) & (lr_scale >= 0)))
+        if bad.size:
+            raise ValueError(f"lr_scale must hold finite values >= 0; lr_scale[{bad[0]}] = "
+                             f"{lr_scale[bad[0]]}")
+        if steps and self.dtype == np.float32 and lr * float(lr_scale.max()) > _FLOAT32_MAX:
+            raise ValueError(f"lr_scale: lr {lr} times {float(lr_scale.max())} overflows "
+                             f"float32, the dtype of this plan")
+        return np.ascontiguousarray(lr_scale)
+
     def run(self, list arrays):
         """One step over `arrays` (one per input slot, in order); returns the batch size."""
         cdef size_t batch, failed = 0
@@ -226,9 +284,10 @@ cdef class PlanHandle:
             _check(s, f"plan.run: instruction {failed}")
         return batch
 
-    def run_epoch(self, list arrays, size_t batch):
+    def run_epoch(self, list arrays, size_t batch, lr_scale=None):
         """ceil(rows / batch) steps over whole-dataset arrays, minibatches in order; returns the
-        recorded scalars, shape (steps, n_records)."""
+        recorded scalars, shape (steps, n_records). lr_scale: None, or a float64 array of one
+        learning-rate multiplier per step (finite, >= 0)."""
         if batch < 1 or batch > self.max_batch:
             raise ValueError(f"batch must be in [1, {self.max_batch}] (the plan's maximum), "
                              f"got {batch}")
@@ -237,12 +296,65 @@ cdef class PlanHandle:
         cdef ffnc_status s
         cdef cnp.ndarray records
         cdef double *rec_ptr
+        cdef const double *scale_ptr = NULL
         rows = self._bind(arrays, ptrs, True)
         steps = (rows + batch - 1) // batch
+        if lr_scale is not None:
+            scale = self._lr_scale(lr_scale, steps)
+            scale_ptr = <const double *>cnp.PyArray_DATA(scale)
         records = np.zeros((steps, self.n_records), dtype=np.float64)
         rec_ptr = <double *>cnp.PyArray_DATA(records)
         with nogil:
-            s = ffnc_plan_run_epoch(self.plan, rows, batch, ptrs, rec_ptr, &done, &failed)
+            s = ffnc_plan_run_epoch_scaled(self.plan, rows, batch, ptrs, scale_ptr, rec_ptr,
+                                           &done, &failed)
         if s != FFNC_OK:
             _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
         return records
+
+    # ---- a step in two phases (ffnc_plan_run_phase): ffnc.distributed averages the gradient
+    # arena across processes between them
+
+    @property
+    def update_begin(self):
+        """The index of the first instruction of the update phase (the first that clips or
+        applies the gradients); the number of instructions when there is none."""
+        return ffnc_plan_update_begin(self.plan)
+
+    def compute_gradients(self, list arrays):
+        """The first phase of a step over `arrays` (as run's): every instruction before the
+        update (forward and backward). Returns the batch size."""
+        cdef size_t batch, failed = 0
+        cdef ffnc_status s
+        self.phase_arrays = None
+        if self.phase_ptrs == NULL:
+            self.phase_ptrs = <const void **>malloc(max(len(self.slots), 1) * sizeof(void *))
+            if self.phase_ptrs == NULL:
+                raise MemoryError("plan: the input pointer table")
+        batch = self._bind(arrays, self.phase_ptrs, False)
+        with nogil:
+            s = ffnc_plan_run_phase(self.plan, batch, self.phase_ptrs,
+                                    FFNC_PLAN_PHASE_GRADIENTS, &failed)
+        if s != FFNC_OK:
+            _check(s, f"plan.compute_gradients: instruction {failed}")
+        self.phase_arrays = list(arrays)
+        self.phase_batch = batch
+        return batch
+
+    def apply_update(self):
+        """The second phase of the step compute_gradients began: clipping and the optimizer
+        update from the gradient arena as it is now, then the instructions after them; counts
+        the step. Returns the batch size."""
+        cdef size_t batch = self.phase_batch, failed = 0
+        cdef ffnc_status s
+        if self.phase_arrays is None:
+            raise RuntimeError("plan.apply_update: no gradients to apply; call "
+                               "compute_gradients first (once per apply_update)")
+        held = self.phase_arrays  # alive during the update, which may read them
+        self.phase_arrays = None  # the update runs once, even if it fails
+        with nogil:
+            s = ffnc_plan_run_phase(self.plan, batch, self.phase_ptrs, FFNC_PLAN_PHASE_UPDATE,
+                                    &failed)
+        if s != FFNC_OK:
+            _check(s, f"plan.apply_update: instruction {failed}")
+        del held
+        return batch

@@ -136,6 +136,12 @@ CASES = [
     ("l1_grad", loss_grad("l1"),
      lambda r: [spaced(r, 3, 4), spaced(r, 3, 4) + 0.1, normal(r)], {}),
 ]
+CASES.append(("prelu", G.prelu, lambda r: [away(r, (3, 4), (0,)), r.uniform(0.1, 0.5, 4)], {}))
+CASES.append(("prelu_shared", G.prelu, lambda r: [away(r, (3, 4), (0,)), r.uniform(0.1, 0.5, 1)],
+              {}))
+CASES.append(("prelu_grad", lambda g, x, a: G.concat(
+    [G.reshape(d, (-1,)) for d in G.ops.outputs(apply("prelu_grad", [g, x, a]))], 0),
+    lambda r: [normal(r, 3, 4), away(r, (3, 4), (0,)), r.uniform(0.1, 0.5, 4)], {}))
 for _name in G.ACTIVATIONS:
     _kinks = ACT_KINKS.get(_name, ())
     CASES.append((_name, (lambda n: lambda a: G.activation(a, n))(_name),
@@ -147,6 +153,10 @@ for _name in G.ACTIVATIONS:
 CASES.append(("leaky_relu_alpha", lambda a: G.leaky_relu(a, 0.3),
               lambda r: [away(r, (3, 4), (0,))], {}))
 CASES.append(("elu_alpha", lambda a: G.elu(a, 0.5), lambda r: [away(r, (3, 4), (0,))], {}))
+CASES.append(("dropout", lambda a: G.square(G.dropout(a, 0.4, seed=3)),
+              lambda r: [normal(r, 3, 4)], {}))
+CASES.append(("argmax", lambda a: G.square(a) * G.one_hot(G.argmax(a), 4, F64),
+              lambda r: [spaced(r, 3, 4)], {}))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

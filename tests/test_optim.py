@@ -1,12 +1,14 @@
-"""Optimizer updates (sgd_update, momentum_update, adam_update) against float64 numpy references
-written from the update formulas, over several consecutive steps, on each ISA path and dtype; the
-variants (Nesterov, coupled vs decoupled weight decay) against each other and, when torch is
-installed, against torch.optim; NaN propagation, thread-count independence, argument checks, and
-convergence on a convex quadratic."""
+"""Optimizer updates (sgd_update, momentum_update, adam_update, rmsprop_update) against float64
+numpy references written from the update formulas, over several consecutive steps, on each ISA
+path and dtype; the variants (Nesterov, coupled vs decoupled weight decay, centered RMSprop)
+against each other and, when torch is installed, against torch.optim; the global norm and
+gradient clipping (against numpy and torch.nn.utils.clip_grad_norm_, overflow, NaN); NaN
+propagation, thread-count independence, argument checks, and convergence on a convex
+quadratic."""
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import RTOL, assert_close
 
 import ffnc
 from ffnc import kernels
@@ -35,6 +37,23 @@ def ref_adam(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     m_hat = m / (1 - beta1**step)
     v_hat = v / (1 - beta2**step)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def ref_rmsprop(p, g, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay,
+                momentum, centered):
+    g = g + weight_decay * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    if centered:
+        grad_avg = alpha * grad_avg + (1 - alpha) * g
+        den = np.sqrt(np.maximum(square_avg - grad_avg * grad_avg, 0)) + eps
+    else:
+        den = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buffer = momentum * momentum_buffer + g / den
+        p = p - lr * momentum_buffer
+    else:
+        p = p - lr * g / den
+    return p, square_avg, momentum_buffer, grad_avg
 
 
 # 70001 elements: above twice the element-wise threading grain (2**15), so two threads run.
@@ -116,6 +135,62 @@ def test_adam_matches_reference(isa, dtype, rng, shape, weight_decay, decoupled)
         for actual, ref in zip((p, m, v), expected, strict=True):
             assert_close(actual, ref, dtype)
         np.testing.assert_array_equal(g, g_before)
+
+
+RMSPROP_VARIANTS = [(0.0, 0.0, False), (0.01, 0.0, True), (0.0, 0.9, False), (0.01, 0.9, True)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("weight_decay, momentum, centered", RMSPROP_VARIANTS,
+                         ids=["plain", "l2+centered", "momentum", "l2+centered+momentum"])
+def test_rmsprop_matches_reference(isa, dtype, rng, shape, weight_decay, momentum, centered):
+    p = rng.uniform(-1, 1, size=shape).astype(dtype)
+    state = [np.zeros(shape, dtype) for _ in range(3)]  # square_avg, momentum_buffer, grad_avg
+    for _ in range(STEPS):
+        g = rng.normal(size=shape).astype(dtype)
+        g_before = g.copy()
+        expected = ref_rmsprop(f64(p), f64(g), *map(f64, state), 1e-2, 0.9, 1e-8, weight_decay,
+                               momentum, centered)
+        kernels.rmsprop_update(p, g, *state, lr=1e-2, alpha=0.9, weight_decay=weight_decay,
+                               momentum=momentum, centered=centered)
+        for actual, ref in zip((p, *state), expected, strict=True):
+            assert_close(actual, ref, dtype)
+        np.testing.assert_array_equal(g, g_before)
+    if momentum == 0:
+        assert not state[1].any()  # unused buffers are not touched
+    if not centered:
+        assert not state[2].any()
+
+
+def test_rmsprop_unused_buffers_may_be_omitted(dtype, rng):
+    p = rng.uniform(-1, 1, size=9).astype(dtype)
+    g = rng.normal(size=9).astype(dtype)
+    with_all, square_avg = p.copy(), np.zeros(9, dtype)
+    kernels.rmsprop_update(p, g, square_avg)
+    kernels.rmsprop_update(with_all, g, np.zeros(9, dtype), np.zeros(9, dtype),
+                           np.zeros(9, dtype))
+    np.testing.assert_array_equal(p, with_all)
+
+
+def test_rmsprop_centered_negative_variance_is_clamped():
+    """A square average below the squared mean (rounding can leave one) gives variance 0, so the
+    step is lr g / eps rather than NaN (where PyTorch takes the root of a negative number)."""
+    p, g = np.array([1.0]), np.array([1.0])
+    square_avg, grad_avg = np.array([0.0]), np.array([1.0])
+    kernels.rmsprop_update(p, g, square_avg, None, grad_avg, lr=1e-9, alpha=0.99, eps=1e-3,
+                           centered=True)
+    np.testing.assert_allclose(p, 1 - 1e-9 / 1e-3, rtol=1e-15)
+    np.testing.assert_allclose(square_avg, 0.01, rtol=1e-15)
+
+
+def test_rmsprop_constant_gradient_stays_finite(dtype):
+    """A constant gradient has variance exactly 0; rounding must not turn it into NaN."""
+    p = np.zeros(64, dtype)
+    g = np.full(64, 0.3, dtype)
+    state = [np.zeros(64, dtype) for _ in range(3)]
+    for _ in range(300):
+        kernels.rmsprop_update(p, g, *state, lr=1e-4, alpha=0.5, momentum=0.5, centered=True)
+    assert np.isfinite(p).all()
 
 
 def test_adam_late_step_and_extreme_betas(dtype, rng):
@@ -264,6 +339,108 @@ def test_adam_matches_torch(rng, decoupled):
     np.testing.assert_allclose(v, state["exp_avg_sq"].numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("momentum, centered, weight_decay",
+                         [(0.0, False, 0.0), (0.0, True, 0.01), (0.9, False, 0.01),
+                          (0.9, True, 0.0)],
+                         ids=["plain", "centered", "momentum", "centered+momentum"])
+def test_rmsprop_matches_torch(rng, momentum, centered, weight_decay):
+    torch = pytest.importorskip("torch")
+    p0 = rng.normal(size=40)
+    grads = [rng.normal(size=40) for _ in range(6)]
+    tp = torch.nn.Parameter(torch.tensor(p0))
+    opt = torch.optim.RMSprop([tp], lr=1e-2, alpha=0.95, eps=1e-6, weight_decay=weight_decay,
+                              momentum=momentum, centered=centered)
+    p = p0.copy()
+    state = [np.zeros(40) for _ in range(3)]
+    for g in grads:
+        tp.grad = torch.tensor(g)
+        opt.step()
+        kernels.rmsprop_update(p, g, *state, lr=1e-2, alpha=0.95, eps=1e-6,
+                               weight_decay=weight_decay, momentum=momentum, centered=centered)
+    torch_state = opt.state[tp]
+    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(state[0], torch_state["square_avg"].numpy(), rtol=1e-12)
+    if momentum:
+        np.testing.assert_allclose(state[1], torch_state["momentum_buffer"].numpy(), rtol=1e-12)
+    if centered:
+        np.testing.assert_allclose(state[2], torch_state["grad_avg"].numpy(), rtol=1e-12,
+                                   atol=1e-15)
+
+
+# ---- global norm and clipping ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_global_norm_matches_numpy(isa, dtype, rng, shape):
+    x = rng.normal(size=shape).astype(dtype)
+    expected = np.sqrt(np.sum(f64(x) ** 2))
+    # summed in double whatever the dtype: accurate to a few ulps of double
+    np.testing.assert_allclose(kernels.global_norm(x), expected, rtol=1e-13)
+    assert isinstance(kernels.global_norm(x), float)
+
+
+def test_global_norm_is_bitwise_reproducible(restore_threads, rng):
+    x = rng.normal(size=(1 << 17) + 3)
+    results = []
+    for isa in ffnc.supported_isas():
+        for threads in (1, 2):
+            ffnc.set_isa(isa)
+            ffnc.set_num_threads(threads)
+            results.append(kernels.global_norm(x))
+    ffnc.set_isa(ffnc.supported_isas()[-1])
+    assert len(set(results)) == 1, results
+
+
+def test_global_norm_extremes():
+    # float64 squares that overflow or underflow in double: the scaled second pass
+    assert kernels.global_norm(np.array([3e200, -4e200, 0.0])) == pytest.approx(5e200, rel=1e-15)
+    assert kernels.global_norm(np.array([3e-200, 0.0, -4e-200])) == pytest.approx(5e-200,
+                                                                                  rel=1e-15)
+    assert np.isinf(kernels.global_norm(np.array([1.5e308, 1.5e308])))  # above DBL_MAX
+    # float32 squares cannot overflow in double
+    big = np.array([3e38, 3e38], np.float32)
+    assert kernels.global_norm(big) == pytest.approx(np.sqrt(2) * 3e38, rel=1e-7)
+    assert np.isnan(kernels.global_norm(np.array([1.0, np.nan, np.inf])))
+    assert kernels.global_norm(np.array([1.0, -np.inf])) == np.inf
+    assert kernels.global_norm(np.zeros((0, 3))) == 0.0
+    assert kernels.global_norm(np.zeros(5, np.float32)) == 0.0
+
+
+def test_clip_by_global_norm(isa, dtype, rng):
+    g = rng.normal(size=(30, 7)).astype(dtype)
+    before = f64(g)
+    norm = kernels.clip_by_global_norm(g, max_norm=1.5)
+    np.testing.assert_allclose(norm, np.sqrt(np.sum(before ** 2)), rtol=1e-13)
+    assert_close(g, before * (1.5 / norm), dtype)
+    np.testing.assert_allclose(kernels.global_norm(g), 1.5, rtol=10 * RTOL[dtype])
+    # under the limit: unchanged, bitwise
+    unchanged = g.copy()
+    assert kernels.clip_by_global_norm(g, max_norm=2.0) == pytest.approx(1.5, rel=1e-6)
+    np.testing.assert_array_equal(g, unchanged)
+
+
+def test_clip_leaves_nan_and_inf_gradients():
+    for bad in (np.nan, np.inf):
+        g = np.array([1.0, bad, 3.0])
+        norm = kernels.clip_by_global_norm(g, max_norm=0.1)
+        assert np.isnan(norm) if np.isnan(bad) else norm == np.inf
+        assert g[0] == 1.0 and g[2] == 3.0
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_clip_matches_torch(rng, dt):
+    torch = pytest.importorskip("torch")
+    g = (rng.normal(size=200) * 3).astype(dt)
+    tg = torch.nn.Parameter(torch.zeros(200, dtype=getattr(torch, np.dtype(dt).name)))
+    tg.grad = torch.tensor(g.copy())
+    torch_norm = float(torch.nn.utils.clip_grad_norm_([tg], max_norm=2.0))
+    norm = kernels.clip_by_global_norm(g, max_norm=2.0)
+    # torch sums in the tensor's dtype; ffnc in double
+    np.testing.assert_allclose(norm, torch_norm, rtol=1e-12 if dt == np.float64 else 1e-6)
+    # torch divides by norm + 1e-6: a relative difference of 1e-6 / norm in the factor
+    np.testing.assert_allclose(g, tg.grad.numpy(), rtol=2e-6 / norm + RTOL[dt])
+
+
 # ---- NaN, threads ----------------------------------------------------------------------------
 
 
@@ -272,6 +449,9 @@ def _run_all(p, g, velocity, m, v):
     kernels.momentum_update(p, g, velocity, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
     kernels.adam_update(p, g, m, v, step=1, lr=1e-2, weight_decay=0.01)
     kernels.adam_update(p, g, m, v, step=2, lr=1e-2, weight_decay=0.01, decoupled=True)
+    # RMSprop reuses the buffers: v (>= 0) as square_avg, m and velocity as the others
+    kernels.rmsprop_update(p, g, v, m, velocity, lr=1e-3, weight_decay=0.01, momentum=0.5,
+                           centered=True)
 
 
 def test_nan_gradient_propagates_to_its_element_only(isa, dtype):
@@ -311,6 +491,7 @@ def _bad_calls():
     """(description, call(p, g, s1, s2), exception, message) for arrays p, g, s1, s2 of shape (4,),
     float64."""
     sgd, mom, adam = kernels.sgd_update, kernels.momentum_update, kernels.adam_update
+    rms, clip, norm = kernels.rmsprop_update, kernels.clip_by_global_norm, kernels.global_norm
     ro = np.ones(4)
     ro.flags.writeable = False
     f32 = np.ones(4, np.float32)
@@ -393,6 +574,54 @@ def _bad_calls():
          ValueError, "eps=1e-50 rounds to 0 in float32"),
         ("string decoupled", lambda p, g, s1, s2: adam(p, g, s1, s2, step=1, decoupled="yes"),
          TypeError, "decoupled must be a bool, got str"),
+        # rmsprop
+        ("float32 square_avg", lambda p, g, s1, s2: rms(p, g, f32),
+         TypeError, "square_avg has dtype float32"),
+        ("read-only square_avg", lambda p, g, s1, s2: rms(p, g, ro),
+         ValueError, "square_avg is read-only"),
+        ("square_avg is grad", lambda p, g, s1, s2: rms(p, g, g),
+         ValueError, "square_avg must not share memory with grad"),
+        ("momentum_buffer missing", lambda p, g, s1, s2: rms(p, g, s1, momentum=0.9),
+         ValueError, "momentum=0.9 needs a momentum_buffer"),
+        ("grad_avg missing", lambda p, g, s1, s2: rms(p, g, s1, centered=True),
+         ValueError, "centered=True needs a grad_avg"),
+        ("grad_avg shape", lambda p, g, s1, s2: rms(p, g, s1, None, np.zeros(3), centered=True),
+         ValueError, r"grad_avg has shape \(3,\)"),
+        ("grad_avg is square_avg", lambda p, g, s1, s2: rms(p, g, s1, None, s1, centered=True),
+         ValueError, "grad_avg must not share memory with square_avg"),
+        ("alpha 1", lambda p, g, s1, s2: rms(p, g, s1, alpha=1.0),
+         ValueError, r"alpha must be in \[0, 1\), got 1\.0"),
+        ("NaN alpha", lambda p, g, s1, s2: rms(p, g, s1, alpha=np.nan),
+         ValueError, "alpha must be finite"),
+        ("rmsprop momentum 1", lambda p, g, s1, s2: rms(p, g, s1, s2, momentum=1),
+         ValueError, r"momentum must be in \[0, 1\)"),
+        ("rmsprop eps 0", lambda p, g, s1, s2: rms(p, g, s1, eps=0),
+         ValueError, "eps must be > 0"),
+        ("rmsprop negative lr", lambda p, g, s1, s2: rms(p, g, s1, lr=-1e-3),
+         ValueError, "lr must be >= 0"),
+        ("rmsprop negative weight_decay", lambda p, g, s1, s2: rms(p, g, s1, weight_decay=-1.0),
+         ValueError, "weight_decay must be >= 0"),
+        ("int centered", lambda p, g, s1, s2: rms(p, g, s1, s2, centered=1),
+         TypeError, "centered must be a bool, got int"),
+        # global norm and clipping
+        ("norm of a list", lambda p, g, s1, s2: norm([1.0, 2.0]),
+         TypeError, "x must be a numpy.ndarray"),
+        ("norm of ints", lambda p, g, s1, s2: norm(np.ones(3, np.int32)),
+         TypeError, "x must have dtype float32 or float64"),
+        ("norm of a strided array", lambda p, g, s1, s2: norm(np.ones(8)[::2]),
+         ValueError, "x must be C-contiguous"),
+        ("clip read-only", lambda p, g, s1, s2: clip(ro, max_norm=1.0),
+         ValueError, "grad is read-only"),
+        ("clip max_norm 0", lambda p, g, s1, s2: clip(p, max_norm=0.0),
+         ValueError, "max_norm must be > 0, got 0.0"),
+        ("clip negative max_norm", lambda p, g, s1, s2: clip(p, max_norm=-1),
+         ValueError, "max_norm must be > 0"),
+        ("clip NaN max_norm", lambda p, g, s1, s2: clip(p, max_norm=np.nan),
+         ValueError, "max_norm must be finite"),
+        ("clip infinite max_norm", lambda p, g, s1, s2: clip(p, max_norm=np.inf),
+         ValueError, "max_norm must be finite"),
+        ("clip string max_norm", lambda p, g, s1, s2: clip(p, max_norm="1"),
+         TypeError, "max_norm must be a real number, got str"),
     ]
 
 
@@ -494,6 +723,16 @@ def _adam_rate(t):
                 x, g, s[0], s[1], step=t, lr=_adam_rate(t), decoupled=True
             ),
             ADAM_ITERATIONS, 0.0, id="adamw-no-decay",
+        ),
+        pytest.param(
+            lambda x, g, s, t: kernels.rmsprop_update(x, g, s[0], lr=_adam_rate(t) / 5),
+            ADAM_ITERATIONS, 0.0, id="rmsprop",
+        ),
+        pytest.param(
+            lambda x, g, s, t: kernels.rmsprop_update(
+                x, g, s[0], None, s[1], lr=_adam_rate(t) / 5, weight_decay=0.5, centered=True
+            ),
+            ADAM_ITERATIONS, 0.5, id="rmsprop-centered+l2",
         ),
     ],
 )

@@ -58,3 +58,41 @@ ffnc_status ffnc_adam_update(ffnc_dtype dtype, size_t n, void *param, const void
                   decoupled_weight_decay != 0, bias_correction(beta1, step),
                   bias_correction(beta2, step));
 }
+
+ffnc_status ffnc_rmsprop_update(ffnc_dtype dtype, size_t n, void *param, const void *grad,
+                                void *square_avg, void *momentum_buffer, void *grad_avg,
+                                double lr, double alpha, double eps, double weight_decay,
+                                double momentum, int centered) {
+    FFNC_TRY(check_rate(dtype, lr, weight_decay));
+    FFNC_REQUIRE(is_rate_below_one(alpha) && is_rate_below_one(momentum),
+                 FFNC_ERR_INVALID_ARGUMENT);
+    /* as Adam's: eps keeps g / (0 + eps) finite */
+    FFNC_REQUIRE(finite_in(dtype, eps) && eps > 0 && (dtype != FFNC_F32 || (float)eps > 0),
+                 FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(n == 0 || (param && grad && square_avg), FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(n == 0 || momentum == 0 || momentum_buffer, FFNC_ERR_NULL_POINTER);
+    FFNC_REQUIRE(n == 0 || !centered || grad_avg, FFNC_ERR_NULL_POINTER);
+    FFNC_DISPATCH(dtype, rmsprop_update, n, param, grad, square_avg,
+                  momentum == 0 ? NULL : momentum_buffer, centered ? grad_avg : NULL, lr, alpha,
+                  eps, weight_decay, momentum);
+}
+
+ffnc_status ffnc_global_norm(ffnc_dtype dtype, size_t n, const void *src, double *norm) {
+    FFNC_REQUIRE(norm && (n == 0 || src), FFNC_ERR_NULL_POINTER);
+    FFNC_DISPATCH(dtype, global_norm, n, src, norm);
+}
+
+ffnc_status ffnc_clip_by_global_norm(ffnc_dtype dtype, size_t n, void *grad, double max_norm,
+                                     double *norm) {
+    FFNC_REQUIRE(isfinite(max_norm) && max_norm > 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(n == 0 || grad, FFNC_ERR_NULL_POINTER);
+    double total;
+    FFNC_TRY(ffnc_global_norm(dtype, n, grad, &total));
+    if (norm) *norm = total;
+    /* NaN and infinite norms fail the test: the gradients stay as they are for the caller's
+     * NaN guard to report, rather than becoming NaN (inf / inf) or zero. */
+    if (isfinite(total) && total > max_norm) {
+        FFNC_DISPATCH(dtype, grad_scale, n, grad, max_norm / total);
+    }
+    return FFNC_OK;
+}

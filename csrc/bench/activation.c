@@ -18,7 +18,7 @@ static int parse_activation(const char *name, ffnc_activation *out) {
 }
 
 int ffnc_bench_info(int argc, char **argv) {
-    bench_common common = {FFNC_F32, 0, 1, 0};
+    bench_common common = {FFNC_F32, 0, 1, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         int r = bench_opt_common(argc, argv, &i, &common);
         if (r == 0) return bench_usage_error("info", "unknown option", argv[i]);
@@ -68,7 +68,7 @@ static int time_activation(ffnc_activation act, int backward, ffnc_dtype dtype, 
 }
 
 int ffnc_bench_activation(int argc, char **argv) {
-    bench_common common = {FFNC_F32, 0, 50, 0};
+    bench_common common = {FFNC_F32, 0, 50, 0, 0, 0};
     const char *act_name = "relu";
     size_t n = (size_t)1 << 20;
     int backward = 0;
@@ -107,7 +107,7 @@ int ffnc_bench_activation(int argc, char **argv) {
  * FFNC_GRAIN_ELEMENTWISE and FFNC_GRAIN_TRANSCENDENTAL. The kernels' own grains are overridden
  * so that every size runs threaded in the second column. */
 int ffnc_bench_threshold(int argc, char **argv) {
-    bench_common common = {FFNC_F32, 0, 200, 0};
+    bench_common common = {FFNC_F32, 0, 200, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         int r = bench_opt_common(argc, argv, &i, &common);
         if (r == 0) return bench_usage_error("threshold", "unknown option", argv[i]);

@@ -24,6 +24,8 @@ typedef struct bench_common {
     int threads;
     int reps;
     int json;
+    int check;          /* --check: compare with a plain C reference before timing */
+    int repeat_bitwise; /* --repeat-bitwise: run twice, compare the results bit for bit */
 } bench_common;
 
 /* Parses "--name value" arguments. Each returns 1 when argv[*i] is that option (consuming its
@@ -34,6 +36,26 @@ int bench_opt_int(int argc, char **argv, int *i, const char *name, int *out);
 int bench_opt_string(int argc, char **argv, int *i, const char *name, const char **out);
 /* Parses --dtype, --threads, --reps, --json; same return convention. */
 int bench_opt_common(int argc, char **argv, int *i, bench_common *common);
+/* Parses --check and --repeat-bitwise (subcommands that verify their kernels); same return
+ * convention. */
+int bench_opt_verify(int argc, char **argv, int *i, bench_common *common);
+
+/* Verification outcome of one case, printed with its timing. */
+typedef struct bench_verdict {
+    int checked, check_passed;   /* --check ran; it passed */
+    double max_error;            /* the largest error / allowed error ratio (<= 1 passes) */
+    int repeated, bitwise_equal; /* --repeat-bitwise ran; the two runs agreed */
+} bench_verdict;
+
+/* Compares n values of `dtype` with a double reference: |got - ref| <= tol * scale[i] (scale
+ * NULL: tol * max(1, |ref|)); NaN must match NaN. Updates v (checked, passed, max_error). */
+void bench_compare(bench_verdict *v, ffnc_dtype dtype, const void *got, const double *ref,
+                   const double *scale, size_t n, double tol);
+/* The verdict as JSON fields (", \"check\": ..."), or as text for the table. */
+void bench_print_verdict(const bench_verdict *v, int json);
+/* 0 when every verification that ran passed (the exit status). */
+int bench_verdict_failed(const bench_verdict *v);
+
 /* Applies the common options (thread count); 0 on success. */
 int bench_apply_common(const bench_common *common);
 
@@ -62,5 +84,9 @@ int ffnc_bench_dense(int argc, char **argv);
 
 /* Defined in csrc/bench/mlp.c: a whole training step as a plan. */
 int ffnc_bench_mlp(int argc, char **argv);
+/* suite.c: the softmax cross-entropy and optimizer-update kernels, and the standard suite. */
+int ffnc_bench_softmax_xent(int argc, char **argv);
+int ffnc_bench_update(int argc, char **argv);
+int ffnc_bench_all(int argc, char **argv);
 
 #endif

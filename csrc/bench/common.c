@@ -1,6 +1,7 @@
 /* ffnc-bench shared helpers. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,50 @@ int bench_opt_common(int argc, char **argv, int *i, bench_common *common) {
     if (r < 0) return r;
     if ((r = bench_opt_int(argc, argv, i, "--threads", &common->threads)) != 0) return r;
     return bench_opt_int(argc, argv, i, "--reps", &common->reps);
+}
+
+int bench_opt_verify(int argc, char **argv, int *i, bench_common *common) {
+    (void)argc;
+    if (strcmp(argv[*i], "--check") == 0) return common->check = 1;
+    if (strcmp(argv[*i], "--repeat-bitwise") == 0) return common->repeat_bitwise = 1;
+    return 0;
+}
+
+void bench_compare(bench_verdict *v, ffnc_dtype dtype, const void *got, const double *ref,
+                   const double *scale, size_t n, double tol) {
+    int passed = 1;
+    for (size_t i = 0; i < n; i++) {
+        double g = dtype == FFNC_F32 ? (double)((const float *)got)[i] : ((const double *)got)[i];
+        double r = ref[i];
+        if (isnan(g) || isnan(r)) {
+            passed &= isnan(g) && isnan(r);
+            continue;
+        }
+        double allowed = tol * (scale ? scale[i] : (fabs(r) > 1 ? fabs(r) : 1));
+        double ratio = allowed > 0 ? fabs(g - r) / allowed : (g == r ? 0 : INFINITY);
+        if (ratio > v->max_error) v->max_error = ratio;
+        passed &= ratio <= 1;
+    }
+    v->check_passed = (v->checked ? v->check_passed : 1) && passed;
+    v->checked = 1;
+}
+
+void bench_print_verdict(const bench_verdict *v, int json) {
+    if (json) {
+        if (v->checked)
+            printf(", \"check\": \"%s\", \"check_max_error\": %.3g",
+                   v->check_passed ? "passed" : "FAILED", v->max_error);
+        if (v->repeated) printf(", \"bitwise_repeat\": %s", v->bitwise_equal ? "true" : "false");
+        return;
+    }
+    if (v->checked)
+        printf(" [check %s, max error %.2g of allowed]", v->check_passed ? "passed" : "FAILED",
+               v->max_error);
+    if (v->repeated) printf(" [repeat %s]", v->bitwise_equal ? "bitwise equal" : "DIFFERS");
+}
+
+int bench_verdict_failed(const bench_verdict *v) {
+    return (v->checked && !v->check_passed) || (v->repeated && !v->bitwise_equal);
 }
 
 int bench_apply_common(const bench_common *common) {

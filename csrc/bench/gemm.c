@@ -1,4 +1,5 @@
 /* ffnc-bench gemm and dense: GFLOP/s of ffnc_gemm and of the fused ffnc_dense_forward. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,36 @@ static ffnc_status run_once(const gemm_case *cs, ffnc_dtype dtype, const void *a
                               NULL, c);
 }
 
+/* The plain reference: op(A) op(B) (+ bias, activation for dense) in double, and for each
+ * element the sum of |terms|, the scale its rounding error is bounded by. */
+static int reference(const gemm_case *cs, ffnc_dtype dtype, const void *a, const void *b,
+                     const void *bias, double **out, double **scale) {
+    size_t M = cs->m, N = cs->n, K = cs->k;
+    int dense = strcmp(cs->op, "dense") == 0;
+    *out = malloc(M * N * sizeof(double));
+    *scale = malloc(M * N * sizeof(double));
+    if (!*out || !*scale) return 1;
+#define AT(p, i) (dtype == FFNC_F32 ? (double)((const float *)(p))[i] : ((const double *)(p))[i])
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0, abs_sum = 0;
+            for (size_t p = 0; p < K; p++) {
+                double av = AT(a, cs->trans_a ? p * M + i : i * K + p);
+                double bv = AT(b, cs->trans_b ? j * K + p : p * N + j);
+                s += av * bv;
+                abs_sum += fabs(av * bv);
+            }
+            if (dense) s += AT(bias, j), abs_sum += fabs(AT(bias, j));
+            (*out)[i * N + j] = s;
+            (*scale)[i * N + j] = abs_sum > 1 ? abs_sum : 1;
+        }
+#undef AT
+    /* the activation itself is checked by the activation tests; apply it to the exact sum */
+    if (dense && ffnc_activation_forward(FFNC_F64, cs->act, 0.01, M * N, *out, *out) != FFNC_OK)
+        return 1;
+    return 0;
+}
+
 static int run_case(const gemm_case *cs, bench_common *common) {
     if (bench_apply_common(common)) return 2;
     ffnc_dtype dtype = common->dtype;
@@ -48,6 +79,24 @@ static int run_case(const gemm_case *cs, bench_common *common) {
     if (s != FFNC_OK) {
         fprintf(stderr, "ffnc-bench %s: %s\n", cs->op, ffnc_status_string(s));
         goto done;
+    }
+    bench_verdict verdict = {0};
+    if (common->check) {
+        double *ref = NULL, *scale = NULL;
+        if (reference(cs, dtype, a, b, bias, &ref, &scale) == 0)
+            bench_compare(&verdict, dtype, c, ref, scale, mn, dtype == FFNC_F32 ? 1e-5 : 1e-13);
+        else
+            verdict.checked = 1;
+        free(ref);
+        free(scale);
+    }
+    if (common->repeat_bitwise) {
+        size_t bytes = mn * (dtype == FFNC_F32 ? sizeof(float) : sizeof(double));
+        void *again = bench_random_array(dtype, mn, -1, 1, 5);
+        verdict.repeated = 1;
+        if (again && run_once(cs, dtype, a, b, bias, again) == FFNC_OK)
+            verdict.bitwise_equal = memcmp(again, c, bytes) == 0;
+        free(again);
     }
     if (reps == 0) {
         reps = first > 0 ? (int)(0.5 / first) : 1000;
@@ -77,20 +126,25 @@ static int run_case(const gemm_case *cs, bench_common *common) {
         else
             printf(", \"trans_weights\": %s, \"activation\": \"%s\"",
                    cs->trans_b ? "true" : "false", dense_activation_names[cs->act]);
-        printf(", \"reps\": %d, \"median_s\": %.9g, \"gflops\": %.3f, \"gflops_min\": %.3f, "
-               "\"gflops_max\": %.3f, \"peak_gflops\": %.1f, \"percent_of_peak\": %.1f}\n",
-               reps, st.median, gflops, flops / st.max / 1e9, flops / st.min / 1e9, peak,
-               peak > 0 ? 100 * gflops / peak : 0.0);
+        printf(", \"reps\": %d, \"median_s\": %.9g, \"min_s\": %.9g, \"max_s\": %.9g, "
+               "\"gflops\": %.3f, \"gflops_min\": %.3f, "
+               "\"gflops_max\": %.3f, \"peak_gflops\": %.1f, \"percent_of_peak\": %.1f",
+               reps, st.median, st.min, st.max, gflops, flops / st.max / 1e9,
+               flops / st.min / 1e9, peak, peak > 0 ? 100 * gflops / peak : 0.0);
+        bench_print_verdict(&verdict, 1);
+        printf("}\n");
     } else {
         printf("%s %s m=%zu n=%zu k=%zu%s%s threads=%d isa=%s: %.2f GFLOP/s median "
-               "(min %.2f, max %.2f over %d reps), %.1f%% of the %.1f GFLOP/s FMA peak\n",
+               "(min %.2f, max %.2f over %d reps), %.1f%% of the %.1f GFLOP/s FMA peak",
                cs->op, bench_dtype_name(dtype), cs->m, cs->n, cs->k,
                cs->trans_a ? " trans_a" : "", cs->trans_b ? " trans_b" : "",
                ffnc_get_num_threads(), ffnc_isa_name(ffnc_get_isa()), gflops,
                flops / st.max / 1e9, flops / st.min / 1e9, reps,
                peak > 0 ? 100 * gflops / peak : 0.0, peak);
+        bench_print_verdict(&verdict, 0);
+        printf("\n");
     }
-    status = 0;
+    status = bench_verdict_failed(&verdict);
 done:
     free(a);
     free(b);
@@ -107,6 +161,7 @@ static int parse_case(int argc, char **argv, int dense, gemm_case *cs, bench_com
     const char *act_name = "relu";
     for (int i = 1; i < argc; i++) {
         int r = bench_opt_common(argc, argv, &i, common);
+        if (r == 0) r = bench_opt_verify(argc, argv, &i, common);
         if (r == 0) r = bench_opt_size(argc, argv, &i, "--m", &cs->m);
         if (r == 0) r = bench_opt_size(argc, argv, &i, "--n", &cs->n);
         if (r == 0) r = bench_opt_size(argc, argv, &i, "--k", &cs->k);
@@ -133,14 +188,14 @@ static int parse_case(int argc, char **argv, int dense, gemm_case *cs, bench_com
 
 int ffnc_bench_gemm(int argc, char **argv) {
     gemm_case cs = {"gemm", 1024, 1024, 1024, 0, 0, FFNC_ACT_IDENTITY};
-    bench_common common = {FFNC_F32, 0, 0, 0};
+    bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
     int r = parse_case(argc, argv, 0, &cs, &common);
     return r ? r : run_case(&cs, &common);
 }
 
 int ffnc_bench_dense(int argc, char **argv) {
     gemm_case cs = {"dense", 128, 512, 512, 0, 0, FFNC_ACT_RELU};
-    bench_common common = {FFNC_F32, 0, 0, 0};
+    bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
     int r = parse_case(argc, argv, 1, &cs, &common);
     return r ? r : run_case(&cs, &common);
 }

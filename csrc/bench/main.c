@@ -16,12 +16,21 @@ static const subcommand subcommands[] = {
     {"activation", ffnc_bench_activation,
      "activation --act NAME [--n N] [--backward] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
     {"gemm", ffnc_bench_gemm,
-     "gemm --m M --n N --k K [--trans-a] [--trans-b] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
+     "gemm --m M --n N --k K [--trans-a] [--trans-b] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] [--reps R] [--json]"},
     {"dense", ffnc_bench_dense,
-     "dense --m M --n N --k K [--activation NAME] [--trans-weights] [--dtype f32|f64] [--threads T] "
+     "dense --m M --n N --k K [--activation NAME] [--trans-weights] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] "
      "[--reps R] [--json]"},
     {"mlp", ffnc_bench_mlp,
-     "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--dtype f32|f64] [--threads T] [--json]: one training step (plan)"},
+     "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] [--json]: one training step (plan)"},
+    {"softmax-xent", ffnc_bench_softmax_xent,
+     "softmax-xent [--rows R] [--classes C] [--backward] [--check] [--repeat-bitwise] [--dtype f32|f64] "
+     "[--threads T] [--reps R] [--json]: the fused softmax cross-entropy"},
+    {"update", ffnc_bench_update,
+     "update [--optimizer sgd|momentum|adam] [--n N] [--check] [--repeat-bitwise] [--dtype f32|f64] "
+     "[--threads T] [--reps R] [--json]: one optimizer update over N parameters"},
+    {"all", ffnc_bench_all,
+     "all [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] [--json]: the standard suite "
+     "(gemm, dense, softmax-xent, update, mlp)"},
     {"threshold", ffnc_bench_threshold,
      "threshold [--dtype f32|f64] [--reps R]: 1 thread vs all threads over sizes; where threading starts to pay"},
 };
@@ -36,6 +45,8 @@ static void print_help(FILE *out) {
     fprintf(out,
             "\ncommon options: --dtype f32|f64 (default f32), --threads T (default: ffnc's "
             "default), --reps R, --json (one JSON object per case)\n"
+            "verification: --check compares each kernel with a plain C reference before "
+            "timing; --repeat-bitwise runs it twice and compares the results bit for bit\n"
             "environment: FFNC_ISA=generic|avx2|avx512 forces the ISA path\n");
 }
 

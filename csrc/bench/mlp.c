@@ -1,6 +1,7 @@
 /* ffnc-bench mlp: one training step of an MLP (relu hidden layers, softmax cross-entropy,
  * SGD momentum 0.9) as a hand-built plan, timed from C. The same step bench/step.py times
  * through the compiler. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,12 +11,76 @@
 
 static ffnc_plan_ref at(int arena, size_t offset) { return (ffnc_plan_ref){arena, 0, offset}; }
 
+static double value_at(ffnc_dtype dtype, const void *p, size_t i) {
+    return dtype == FFNC_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
+/* The gradient of the mean softmax cross-entropy of the relu MLP at `params`, over one batch,
+ * in plain double C (the reference of --check); NULL when memory runs out. */
+static double *mlp_reference_gradient(ffnc_dtype dtype, int L, const size_t *width,
+                                      const size_t *w_off, const size_t *b_off,
+                                      const void *params, const void *x, const int64_t *labels,
+                                      size_t batch, size_t n_params) {
+    double *grad = calloc(n_params, sizeof(double));
+    double *h[MLP_MAX_LAYERS + 1] = {0}, *d = NULL, *dprev = NULL;
+    size_t widest = 0;
+    for (int l = 0; l <= L; l++) widest = width[l] > widest ? width[l] : widest;
+    int ok = grad != NULL;
+    for (int l = 0; l <= L && ok; l++) ok = (h[l] = malloc(batch * width[l] * sizeof(double))) != NULL;
+    if (ok) ok = (d = malloc(batch * widest * sizeof(double))) && (dprev = malloc(batch * widest * sizeof(double)));
+    if (ok) {
+        for (size_t i = 0; i < batch * width[0]; i++) h[0][i] = value_at(dtype, x, i);
+        for (int l = 0; l < L; l++)
+            for (size_t r = 0; r < batch; r++)
+                for (size_t c = 0; c < width[l + 1]; c++) {
+                    double z = value_at(dtype, params, b_off[l] + c);
+                    for (size_t k = 0; k < width[l]; k++)
+                        z += h[l][r * width[l] + k] * value_at(dtype, params, w_off[l] + k * width[l + 1] + c);
+                    h[l + 1][r * width[l + 1] + c] = l + 1 < L && z <= 0 ? 0 : z;
+                }
+        size_t C = width[L];
+        for (size_t r = 0; r < batch; r++) {
+            double mx = -INFINITY, sum = 0;
+            for (size_t c = 0; c < C; c++) mx = h[L][r * C + c] > mx ? h[L][r * C + c] : mx;
+            for (size_t c = 0; c < C; c++) sum += exp(h[L][r * C + c] - mx);
+            for (size_t c = 0; c < C; c++)
+                d[r * C + c] = (exp(h[L][r * C + c] - mx) / sum - ((int64_t)c == labels[r])) / (double)batch;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            size_t n = width[l + 1], k = width[l];
+            for (size_t r = 0; r < batch; r++)
+                for (size_t c = 0; c < n; c++) {
+                    double g = d[r * n + c];
+                    grad[b_off[l] + c] += g;
+                    for (size_t i = 0; i < k; i++) grad[w_off[l] + i * n + c] += h[l][r * k + i] * g;
+                }
+            for (size_t r = 0; r < batch && l > 0; r++)
+                for (size_t i = 0; i < k; i++) {
+                    double s = 0;
+                    for (size_t c = 0; c < n; c++)
+                        s += d[r * n + c] * value_at(dtype, params, w_off[l] + i * n + c);
+                    dprev[r * k + i] = h[l][r * k + i] > 0 ? s : 0; /* relu of layer l - 1 */
+                }
+            double *t = d;
+            d = dprev, dprev = t;
+        }
+    }
+    for (int l = 0; l <= L; l++) free(h[l]);
+    free(d), free(dprev);
+    if (!ok) {
+        free(grad);
+        return NULL;
+    }
+    return grad;
+}
+
 int ffnc_bench_mlp(int argc, char **argv) {
     const char *sub = "mlp", *layers_arg = "784,512,512,10";
-    bench_common common = {FFNC_F32, 0, 0, 0};
+    bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
     size_t batch = 128, steps = 100;
     for (int i = 1; i < argc; i++) {
         int r = bench_opt_common(argc, argv, &i, &common);
+        if (r == 0) r = bench_opt_verify(argc, argv, &i, &common);
         if (r == 0) r = bench_opt_string(argc, argv, &i, "--layers", &layers_arg);
         if (r == 0) r = bench_opt_size(argc, argv, &i, "--batch", &batch);
         if (r == 0) r = bench_opt_size(argc, argv, &i, "--steps", &steps);
@@ -127,34 +192,98 @@ int ffnc_bench_mlp(int argc, char **argv) {
     void *p;
     size_t np_;
     ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, &p, &np_);
+    size_t elem = common.dtype == FFNC_F32 ? 4 : 8;
     void *init = bench_random_array(common.dtype, params, -0.05, 0.05, 2);
-    if (init) memcpy(p, init, params * (common.dtype == FFNC_F32 ? 4 : 8));
-    free(init);
+    if (init) memcpy(p, init, params * elem);
     for (size_t r = 0; r < batch; r++) labels[r] = (int64_t)(r % width[L]);
     const void *inputs[2] = {x, labels};
-    int status = 0;
-    for (int w = 0; w < 3 && status == 0; w++) status = ffnc_plan_run(plan, batch, inputs, NULL);
-    double start = bench_now();
-    for (size_t i = 0; i < steps && status == 0; i++)
+    bench_verdict verdict = {0};
+    int status = init ? 0 : 1;
+    if (status == 0 && common.check) {
+        /* one step from the initial parameters: the plan's gradients against the reference */
         status = ffnc_plan_run(plan, batch, inputs, NULL);
+        void *g;
+        size_t ng;
+        ffnc_plan_arena_data(plan, FFNC_PLAN_GRADS, &g, &ng);
+        double *ref = mlp_reference_gradient(common.dtype, L, width, w_off, b_off, init, x,
+                                             labels, batch, params);
+        if (status == 0 && ref) {
+            double largest = 0;
+            for (size_t i = 0; i < params; i++) largest = fabs(ref[i]) > largest ? fabs(ref[i]) : largest;
+            double *scale = malloc(params * sizeof(double));
+            if (scale) {
+                for (size_t i = 0; i < params; i++) scale[i] = largest > 0 ? largest : 1;
+                bench_compare(&verdict, common.dtype, g, ref, scale, params,
+                              common.dtype == FFNC_F32 ? 1e-4 : 1e-10);
+            }
+            free(scale);
+        } else {
+            verdict.checked = 1;
+        }
+        free(ref);
+    }
+    /* the timed run starts from the initial parameters and zero optimizer state */
+    ffnc_plan_destroy(plan);
+    plan = NULL;
+    if (status == 0) status = ffnc_plan_create(&desc, &plan, NULL);
+    if (status == 0) {
+        ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, &p, &np_);
+        memcpy(p, init, params * elem);
+    }
+    for (int w = 0; w < 3 && status == 0; w++) status = ffnc_plan_run(plan, batch, inputs, NULL);
+    double *times = malloc(steps * sizeof(double));
+    if (!times) status = 1;
+    double start = bench_now();
+    for (size_t i = 0; i < steps && status == 0; i++) {
+        double t0 = bench_now();
+        status = ffnc_plan_run(plan, batch, inputs, NULL);
+        times[i] = bench_now() - t0;
+    }
     double elapsed = bench_now() - start;
+    if (status == 0 && common.repeat_bitwise) {
+        /* a second plan from the same start, the same steps: the same parameters, bit for bit */
+        ffnc_plan *twin = NULL;
+        void *q;
+        verdict.repeated = 1;
+        if (ffnc_plan_create(&desc, &twin, NULL) == FFNC_OK) {
+            ffnc_plan_arena_data(twin, FFNC_PLAN_PARAMS, &q, &np_);
+            memcpy(q, init, params * elem);
+            int ok = 1;
+            for (size_t i = 0; i < steps + 3 && ok; i++)
+                ok = ffnc_plan_run(twin, batch, inputs, NULL) == FFNC_OK;
+            verdict.bitwise_equal = ok && memcmp(p, q, params * elem) == 0;
+        }
+        ffnc_plan_destroy(twin);
+    }
     if (status != 0) {
         fprintf(stderr, "ffnc-bench mlp: step failed: %s\n", ffnc_status_string(status));
     } else {
         double us = elapsed / (double)steps * 1e6;
+        bench_stats st = bench_summarize(times, (int)steps);
         if (common.json) {
             bench_json_begin("mlp", &common);
             printf(", \"layers\": \"%s\", \"batch\": %zu, \"steps\": %zu, \"samples_per_s\": %.1f, "
-                   "\"us_per_step\": %.3f, \"gflops\": %.3f}\n",
+                   "\"us_per_step\": %.3f, \"gflops\": %.3f, \"median_s\": %.9g, \"min_s\": %.9g, "
+                   "\"max_s\": %.9g, \"peak_gflops\": %.1f",
                    layers_arg, batch, steps, (double)batch * (double)steps / elapsed, us,
-                   flops * (double)steps / elapsed / 1e9);
+                   flops * (double)steps / elapsed / 1e9, st.median, st.min, st.max,
+                   bench_peak_gflops_per_core(common.dtype) * ffnc_get_num_threads());
+            bench_print_verdict(&verdict, 1);
+            printf("}\n");
         } else {
-            printf("mlp %s batch %zu %s, %d threads: %.2f us/step, %.0f samples/s, %.2f GFLOP/s\n",
+            printf("mlp %s batch %zu %s, %d threads: %.2f us/step (median %.2f, min %.2f, max "
+                   "%.2f), %.0f samples/s, %.2f GFLOP/s",
                    layers_arg, batch, bench_dtype_name(common.dtype), ffnc_get_num_threads(), us,
+                   st.median * 1e6, st.min * 1e6, st.max * 1e6,
                    (double)batch * (double)steps / elapsed, flops * (double)steps / elapsed / 1e9);
+            bench_print_verdict(&verdict, 0);
+            printf("\n");
         }
+        status = bench_verdict_failed(&verdict);
     }
     ffnc_plan_destroy(plan);
+    free(init);
+    free(times);
     free(x);
     free(labels);
     return status == 0 ? 0 : 1;

@@ -20,6 +20,10 @@ const char *ffnc_status_string(ffnc_status status) {
     case FFNC_ERR_UNSUPPORTED_ISA: return "the instruction-set path is not supported by this CPU or build";
     case FFNC_ERR_INVALID_DTYPE: return "the dtype is not FFNC_F32 or FFNC_F64";
     case FFNC_ERR_EMPTY: return "the operation needs at least one element";
+    case FFNC_ERR_IO: return "a file could not be opened, read, written or renamed";
+    case FFNC_ERR_FORMAT: return "the file is malformed, truncated or inconsistent";
+    case FFNC_ERR_UNSUPPORTED: return "the file describes a model or tensor this build does not support";
+    case FFNC_ERR_NOT_FOUND: return "no entry of that name";
     }
     return "unknown ffnc status code";
 }

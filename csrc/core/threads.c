@@ -1,13 +1,20 @@
 /* The thread count ffnc's parallel regions use. ffnc never calls omp_set_num_threads: every
  * parallel region passes its own num_threads clause, so other OpenMP users in the process keep
- * their settings. */
+ * their settings.
+ *
+ * Until ffnc_set_num_threads is called the count follows the calling thread's OpenMP default,
+ * read at every call (omp_get_max_threads: OMP_NUM_THREADS, omp_set_num_threads of the libgomp
+ * ffnc is linked to, hence threadpoolctl's OpenMP limits). A per-thread cap, set by
+ * ffnc_set_thread_limit (threadpoolctl's ffnc controller), bounds either count, so
+ * `threadpool_limits(1)` also holds when the user chose a count explicitly. */
 #include <stdatomic.h>
 
 #include <omp.h>
 
 #include "internal.h"
 
-static atomic_int configured_threads; /* 0: not chosen yet, take the OpenMP default */
+static atomic_int configured_threads; /* 0: follow the OpenMP default */
+static _Thread_local int thread_limit; /* 0: no cap for calls from this thread */
 
 ffnc_status ffnc_set_num_threads(int n) {
     FFNC_REQUIRE(n >= 1, FFNC_ERR_INVALID_ARGUMENT);
@@ -15,15 +22,21 @@ ffnc_status ffnc_set_num_threads(int n) {
     return FFNC_OK;
 }
 
+ffnc_status ffnc_set_thread_limit(int n) {
+    FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
+    thread_limit = n;
+    return FFNC_OK;
+}
+
+int ffnc_get_thread_limit(void) { return thread_limit; }
+
 int ffnc_get_num_threads(void) {
     int n = atomic_load(&configured_threads);
     if (n == 0) {
         n = omp_get_max_threads();
         if (n < 1) n = 1;
-        /* Another thread may have set a count meanwhile; keep theirs. */
-        int expected = 0;
-        if (!atomic_compare_exchange_strong(&configured_threads, &expected, n)) n = expected;
     }
+    if (thread_limit > 0 && thread_limit < n) n = thread_limit;
     return n;
 }
 

@@ -10,6 +10,8 @@
 #define COPY_ROW FFNC_CAT2(gemm_copy_row, SFX)
 #define MRS FFNC_CAT2(GEMM_MR_SMALL, SFX)
 #define UKERNEL_SMALL FFNC_CAT2(gemm_ukernel_small, SFX)
+#define PACK_BT FFNC_CAT2(gemm_pack_bt, SFX)
+#define PACK_BT_UNIT FFNC_CAT2(GEMM_PACK_BT_UNIT, SFX)
 
 /* ---- activations -----------------------------------------------------------------------------
  * The exact activations (one comparison, at most one multiply: identity, relu, leaky relu, abs,
@@ -65,7 +67,7 @@ static inline void LOCAL(derivative_row)(ffnc_activation act, REAL alpha, size_t
     case FFNC_ACT_LEAKY_RELU: GEMM_MAP_BACKWARD(s > 0 ? g : alpha * g);
     case FFNC_ACT_HARD_TANH: GEMM_MAP_BACKWARD(s > -1 && s < 1 ? g : 0);
     case FFNC_ACT_ABS: GEMM_MAP_BACKWARD(s > 0 ? g : (s < 0 ? -g : 0));
-    default: GEMM_MAP_BACKWARD(g); /* identity */
+    default: GEMM_MAP_BACKWARD(((void)s, g)); /* identity */
     }
 }
 #undef GEMM_MAP_BACKWARD
@@ -226,8 +228,9 @@ static inline size_t LOCAL(panel_stride)(size_t kc) { return kc * NR + NR; }
 /* Packs op(B)[0:kc, 0:nc] (b points at its first element) into NR-column micro-panels:
  * element (p, j) goes to pb[(j / NR) stride + p NR + j % NR], stride = panel_stride(kc);
  * columns past nc are zero.
- * Untransposed B is read row by row across all nc columns, so each row is one contiguous run
- * (several cache lines per page opened) instead of one line per row and panel. */
+ * Untransposed B is read row by row across all nc columns (a chunk of several panels, see
+ * gemm_blocked), so each row is one contiguous run (several cache lines per page opened)
+ * instead of one line per row and panel. */
 static void LOCAL(pack_b)(int trans, size_t kc, size_t nc, const REAL *restrict b, size_t ldb,
                           REAL *restrict pb) {
     size_t stride = LOCAL(panel_stride)(kc);
@@ -250,16 +253,17 @@ static void LOCAL(pack_b)(int trans, size_t kc, size_t nc, const REAL *restrict 
         }
         return;
     }
+    /* op(B) = B^T: a panel is NR rows of B, transposed in registers where the path can
+     * (PACK_BT); the columns of a last, partial panel beyond whole transposes one by one */
     for (size_t jr = 0; jr < nc; jr += NR) {
         size_t nr = min_size(NR, nc - jr);
         const REAL *cols = b + jr * ldb;
         REAL *dst = pb + jr / NR * stride;
-        if (nr == NR) {
-            for (size_t p = 0; p < kc; p++)
-                for (size_t j = 0; j < NR; j++) dst[p * NR + j] = cols[j * ldb + p];
-        } else {
+        size_t whole = nr / PACK_BT_UNIT * PACK_BT_UNIT;
+        PACK_BT(kc, whole, cols, ldb, dst, NR);
+        if (whole < NR) {
             for (size_t p = 0; p < kc; p++) {
-                size_t j = 0;
+                size_t j = whole;
                 for (; j < nr; j++) dst[p * NR + j] = cols[j * ldb + p];
                 for (; j < NR; j++) dst[p * NR + j] = 0;
             }
@@ -269,61 +273,140 @@ static void LOCAL(pack_b)(int trans, size_t kc, size_t nc, const REAL *restrict 
 
 /* ---- the blocked product over one rectangle of C ----------------------------------------- */
 
+/* Source cache lines to prefetch, a few at a time: `runs` runs of `run_len` values, `stride`
+ * values apart (the pieces of the rows of B that the next chunk of B will be packed from). */
+typedef struct LOCAL(prefetch_stream) {
+    const char *next; /* the next line to prefetch */
+    const char *run_end;
+    const REAL *run;
+    size_t runs_left, run_len, stride;
+} LOCAL(prefetch_stream);
+
+static inline void LOCAL(prefetch_start)(LOCAL(prefetch_stream) *s, const REAL *first,
+                                         size_t runs, size_t run_len, size_t stride) {
+    s->run = first;
+    s->runs_left = runs;
+    s->run_len = run_len;
+    s->stride = stride;
+    s->next = (const char *)((uintptr_t)first & ~(uintptr_t)63);
+    s->run_end = (const char *)(first + run_len);
+}
+
+/* Prefetches up to `lines` more lines of the stream into L2. */
+static inline void LOCAL(prefetch_some)(LOCAL(prefetch_stream) *s, size_t lines) {
+    while (lines > 0 && s->runs_left > 0) {
+        __builtin_prefetch(s->next, 0, 2);
+        lines--;
+        s->next += 64;
+        if (s->next >= s->run_end) {
+            if (--s->runs_left == 0) return;
+            s->run += s->stride;
+            s->next = (const char *)((uintptr_t)s->run & ~(uintptr_t)63);
+            s->run_end = (const char *)(s->run + s->run_len);
+        }
+    }
+}
+
+/* Lines to prefetch per micro-kernel call so that a stream of `lines` is done in `calls`. */
+static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
+    return calls == 0 ? lines : (lines + calls - 1) / calls;
+}
+
+/* One MC x KC block of packed A (pa, mc rows, the first `full` in MR-row panels) times the
+ * packed B micro-panels of columns [jr_begin, jr_end) of a KC x NC block (pb), into C (c at
+ * the block's first element, global row and column `row`, `col`); `pf`, when not NULL, is
+ * prefetched along the way. */
+static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_t mc, size_t full,
+                                 const REAL *pa, const REAL *pb, size_t jr_begin, size_t jr_end,
+                                 REAL beta, const LOCAL(gemm_epi) *ep, REAL *c, size_t row,
+                                 size_t col, LOCAL(prefetch_stream) *pf, size_t pf_rate) {
+    _Alignas(64) REAL tile[MR * NR];
+    size_t b_stride = LOCAL(panel_stride)(kc);
+    for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
+        size_t nr = min_size(NR, jr_end - jr);
+        const REAL *panel = pb + jr / NR * b_stride;
+        for (size_t ir = 0, h; ir < mc; ir += h) {
+            h = LOCAL(panel_height)(ir, full);
+            size_t mr = min_size(h, mc - ir);
+            REAL *ct = c + ir * pr->ldc + jr;
+            /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while
+             * the micro-kernel runs, not when it is stored. */
+            for (size_t i = 0; i < mr; i++) {
+                __builtin_prefetch(ct + i * pr->ldc, 1);
+                __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
+            }
+            if (pf) LOCAL(prefetch_some)(pf, pf_rate);
+#if GEMM_DIRECT_C
+            if (h == MR && mr == MR && nr == NR && ep == NULL) {
+                UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc);
+                continue;
+            }
+#endif
+            if (h == MR)
+                UKERNEL(kc, pa + ir * kc, panel, tile);
+            else
+                UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
+            LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep, row + ir, col + jr);
+        }
+    }
+}
+
 /* C[i0:i0+m, j0:j0+n] of the problem, with packing buffers pa (MC x KC) and pb (KC x NC), both
  * sized for this rectangle. */
 static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t m, size_t j0,
                                 size_t n, REAL *restrict pa, REAL *restrict pb) {
-    _Alignas(64) REAL tile[MR * NR];
     size_t k = pr->k;
     /* K is cut into equal blocks of at most KC (KC = 256: 784 = 4 x 196, not 3 x 256 + 16, as
      * a short last block would pay the C update for few FMAs). The cut depends on k only,
      * never on the threads. M blocks are balanced the same way, in whole MR panels. */
     size_t k_step = block_step(k, KC, 1);
     size_t m_step = block_step(m, MC, MR);
+    size_t chunk = GEMM_CHUNK_PANELS * NR;
     for (size_t jc = 0; jc < n; jc += GEMM_NC) {
         size_t nc = min_size(GEMM_NC, n - jc);
         for (size_t pc = 0; pc < k; pc += k_step) {
             size_t kc = min_size(k_step, k - pc);
             REAL beta = pc == 0 ? pr->beta : 1;
             const LOCAL(gemm_epi) *ep = pc + kc == k ? pr->ep : NULL;
+            size_t b_stride = LOCAL(panel_stride)(kc);
             for (size_t ic = 0; ic < m; ic += m_step) {
                 size_t mc = min_size(m_step, m - ic);
                 size_t small = LOCAL(small_panels)(mc);
                 size_t full = small ? round_up(mc - min_size(mc, small * MRS), MR) : mc;
-                size_t b_stride = LOCAL(panel_stride)(kc);
                 LOCAL(pack_a)(pr->trans_a, mc, kc, LOCAL(a_at)(pr, i0 + ic, pc), pr->lda, full,
                               pa);
                 REAL *c = pr->c + (i0 + ic) * pr->ldc + j0 + jc;
-                /* B is packed after the first A block, so the A block is packed before B
-                 * evicts it; later MC blocks reuse the packed B block */
-                if (ic == 0)
-                    LOCAL(pack_b)(pr->trans_b, kc, nc, LOCAL(b_at)(pr, pc, j0 + jc), pr->ldb, pb);
-                for (size_t jr = 0; jr < nc; jr += NR) {
-                    size_t nr = min_size(NR, nc - jr);
-                    for (size_t ir = 0, h; ir < mc; ir += h) {
-                        h = LOCAL(panel_height)(ir, full);
-                        size_t mr = min_size(h, mc - ir);
-                        REAL *ct = c + ir * pr->ldc + jr;
-                        /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the
-                         * tile while the micro-kernel runs, not when it is stored. */
-                        for (size_t i = 0; i < mr; i++) {
-                            __builtin_prefetch(ct + i * pr->ldc, 1);
-                            __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
-                        }
-#if GEMM_DIRECT_C
-                        if (h == MR && mr == MR && nr == NR && ep == NULL) {
-                            UKERNEL_C(kc, pa + ir * kc, pb + jr / NR * b_stride, pr->alpha, beta,
-                                      ct, pr->ldc);
-                            continue;
-                        }
-#endif
-                        if (h == MR)
-                            UKERNEL(kc, pa + ir * kc, pb + jr / NR * b_stride, tile);
-                        else
-                            UKERNEL_SMALL(kc, pa + ir * kc, pb + jr / NR * b_stride, tile);
-                        LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep,
-                                          i0 + ic + ir, j0 + jc + jr);
+                if (ic > 0) {
+                    /* later MC blocks reuse the packed B block */
+                    LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, 0, nc, beta, ep, c, i0 + ic,
+                                         j0 + jc, NULL, 0);
+                    LOCAL(activate_block)(ep, c, pr->ldc, mc, nc);
+                    continue;
+                }
+                /* The first MC block packs B a chunk of micro-panels at a time and multiplies
+                 * each chunk at once, while it is in L1/L2 (GotoBLAS), instead of packing the
+                 * whole KC x NC block through L3 first; the source of the next chunk is
+                 * prefetched during the multiplication, so that reading B from memory overlaps
+                 * the arithmetic (with small M, B is most of the data). */
+                size_t calls = GEMM_CHUNK_PANELS * ((mc + MRS - 1) / MRS);
+                for (size_t jb = 0; jb < nc; jb += chunk) {
+                    size_t nb = min_size(chunk, nc - jb);
+                    LOCAL(pack_b)(pr->trans_b, kc, nb, LOCAL(b_at)(pr, pc, j0 + jc + jb), pr->ldb,
+                                  pb + jb / NR * b_stride);
+                    LOCAL(prefetch_stream) pf, *next = NULL;
+                    size_t rate = 0;
+                    if (!pr->trans_b && jb + nb < nc) {
+                        /* (a transposed B is read as NR long rows, which the hardware
+                         * prefetchers follow: prefetching it measured no better) */
+                        size_t next_nb = min_size(chunk, nc - jb - nb);
+                        LOCAL(prefetch_start)(&pf, LOCAL(b_at)(pr, pc, j0 + jc + jb + nb), kc,
+                                              next_nb, pr->ldb);
+                        size_t lines = kc * ((next_nb * sizeof(REAL) + 127) / 64);
+                        rate = LOCAL(prefetch_rate)(lines, calls);
+                        next = &pf;
                     }
+                    LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, jb, jb + nb, beta, ep, c,
+                                         i0 + ic, j0 + jc, next, rate);
                 }
                 LOCAL(activate_block)(ep, c, pr->ldc, mc, nc);
             }
@@ -543,3 +626,5 @@ ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t r
 #undef COPY_ROW
 #undef MRS
 #undef UKERNEL_SMALL
+#undef PACK_BT
+#undef PACK_BT_UNIT

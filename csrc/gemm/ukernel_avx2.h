@@ -7,6 +7,8 @@
  * hardware prefetchers follow. */
 #include <immintrin.h>
 
+#include "pack_avx2.h"
+
 #define GEMM_MR_f32 6
 #define GEMM_NR_f32 16
 #define GEMM_MR_f64 6
@@ -27,6 +29,10 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
     _mm256_store_pd(dst, _mm256_loadu_pd(src));
     _mm256_store_pd(dst + 4, _mm256_loadu_pd(src + 4));
 }
+
+/* Columns per call of gemm_pack_bt_* (pack_avx2.h): one register transpose wide. */
+#define GEMM_PACK_BT_UNIT_f32 8
+#define GEMM_PACK_BT_UNIT_f64 4
 
 #define GEMM_AVX2_LOOP_F32 \
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(); \

@@ -5,6 +5,12 @@
  * the accumulator arrays live in registers. */
 #include <immintrin.h>
 
+/* B^T is packed with the 256-bit transposes (pack_avx2.h), 8 (f32) / 4 (f64) columns at a
+ * time: packing is a small share of the time, and those transposes are tested on AVX2. */
+#include "pack_avx2.h"
+#define GEMM_PACK_BT_UNIT_f32 8
+#define GEMM_PACK_BT_UNIT_f64 4
+
 #define GEMM_MR_f32 14
 #define GEMM_NR_f32 32
 #define GEMM_MR_f64 14

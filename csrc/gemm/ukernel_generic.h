@@ -15,6 +15,20 @@
 #define gemm_copy_row_f32(dst, src) memcpy((dst), (src), GEMM_NR_f32 * sizeof(float))
 #define gemm_copy_row_f64(dst, src) memcpy((dst), (src), GEMM_NR_f64 * sizeof(double))
 
+/* dst[p nr + j] = b[j ldb + p] for p < kc and j < cols: a transposed B packed one value at a
+ * time (the x86 paths transpose in registers, pack_avx2.h). */
+#define GEMM_GENERIC_PACK_BT(REAL_, SFX_)                                                        \
+    static inline void gemm_pack_bt_##SFX_(size_t kc, size_t cols, const REAL_ *restrict b,      \
+                                           size_t ldb, REAL_ *restrict dst, size_t nr) {         \
+        for (size_t p = 0; p < kc; p++)                                                         \
+            for (size_t j = 0; j < cols; j++) dst[p * nr + j] = b[j * ldb + p];                 \
+    }
+GEMM_GENERIC_PACK_BT(float, f32)
+GEMM_GENERIC_PACK_BT(double, f64)
+#undef GEMM_GENERIC_PACK_BT
+#define GEMM_PACK_BT_UNIT_f32 1
+#define GEMM_PACK_BT_UNIT_f64 1
+
 #define GEMM_GENERIC_UKERNEL(REAL_, SFX_)                                                        \
     static inline void gemm_ukernel_##SFX_(size_t kc, const REAL_ *restrict pa,                  \
                                            const REAL_ *restrict pb, REAL_ *restrict tile) {     \

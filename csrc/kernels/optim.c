@@ -1,4 +1,6 @@
-/* Optimizer update kernels (SGD, momentum, Adam/AdamW): float and double. */
+/* Optimizer update kernels (SGD, momentum, Adam/AdamW, RMSprop) and the global norm of
+ * gradient clipping: float and double. */
+#include <float.h>
 #include <tgmath.h>
 
 #include "internal.h"

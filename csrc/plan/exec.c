@@ -3,9 +3,26 @@
  * and their own thread counts from the sizes; the few loops that have no kernel (strided
  * element-wise ops, row and full sums) live in exec.tmpl.h. */
 #include <omp.h>
+#include <string.h>
 #include <tgmath.h>
 
 #include "plan_internal.h"
+#include "vmath.h"
+
+int ffnc_dropout_keep(uint64_t seed, uint64_t step, uint64_t index, double p) {
+    /* splitmix64's finaliser over a Weyl sequence in (seed, step, index): consecutive indices
+     * and steps give independent-looking 64-bit words; the top 53 bits make u in [0, 1). */
+    uint64_t z = seed * UINT64_C(0x9E3779B97F4A7C15) + step * UINT64_C(0xD1B54A32D192ED03) + index;
+    z ^= z >> 30;
+    z *= UINT64_C(0xBF58476D1CE4E5B9);
+    z ^= z >> 27;
+    z *= UINT64_C(0x94D049BB133111EB);
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53 >= p;
+}
+
+/* What FFNC_OP_SOFTMAX, LOG_SOFTMAX and LOGSUMEXP compute along a line. */
+enum { PLAN_SOFTMAX, PLAN_LOG_SOFTMAX, PLAN_LOGSUMEXP };
 
 #define FFNC_TEMPLATE "exec.tmpl.h"
 #include "instantiate.h"
@@ -118,15 +135,87 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
         if (dt == FFNC_F32) fill_f32(n, (double)m, p[0]);
         else fill_f64(n, (double)m, p[0]);
         return FFNC_OK;
+    /* Update instructions: the learning rate is hyper[0] times the epoch's schedule. */
     case FFNC_OP_SGD:
-        return ffnc_sgd_update(dt, n, p[0], p[1], in->hyper[0], in->hyper[1]);
+        return ffnc_sgd_update(dt, n, p[0], p[1], in->hyper[0] * plan->lr_scale, in->hyper[1]);
     case FFNC_OP_MOMENTUM:
-        return ffnc_momentum_update(dt, n, p[0], p[1], p[2], in->hyper[0], in->hyper[1],
-                                    in->hyper[2], (f & FFNC_PLAN_NESTEROV) != 0);
+        return ffnc_momentum_update(dt, n, p[0], p[1], p[2], in->hyper[0] * plan->lr_scale,
+                                    in->hyper[1], in->hyper[2], (f & FFNC_PLAN_NESTEROV) != 0);
     case FFNC_OP_ADAM:
-        return ffnc_adam_update(dt, n, p[0], p[1], p[2], p[3], plan->step + 1, in->hyper[0],
-                                in->hyper[1], in->hyper[2], in->hyper[3], in->hyper[4],
-                                (f & FFNC_PLAN_DECOUPLED) != 0);
+        return ffnc_adam_update(dt, n, p[0], p[1], p[2], p[3], plan->step + 1,
+                                in->hyper[0] * plan->lr_scale, in->hyper[1], in->hyper[2],
+                                in->hyper[3], in->hyper[4], (f & FFNC_PLAN_DECOUPLED) != 0);
+    /* ---- 60-69: optimizer instructions ---- */
+    case FFNC_OP_RMSPROP:
+        return ffnc_rmsprop_update(dt, n, p[0], p[1], p[2], p[3], p[4],
+                                   in->hyper[0] * plan->lr_scale, in->hyper[1], in->hyper[2],
+                                   in->hyper[3], in->hyper[4], (f & FFNC_PLAN_CENTERED) != 0);
+    case FFNC_OP_CLIP_GRAD_NORM: {
+        double norm;
+        FFNC_TRY(ffnc_clip_by_global_norm(dt, n, p[0], in->hyper[0], &norm));
+        if (p[1]) store_loss(dt, p[1], norm);
+        return FFNC_OK;
+    }
+    /* ---- 30-59: selection, row-wise, index and layout instructions ---- */
+    case FFNC_OP_WHERE:
+        if (m == 0 || n == 0) return FFNC_OK;
+        if (dt == FFNC_F32) where_f32(in, m, n, p[0], p[1], p[2], p[3]);
+        else where_f64(in, m, n, p[0], p[1], p[2], p[3]);
+        return FFNC_OK;
+    case FFNC_OP_ONE_HOT:
+        if (dt == FFNC_F32) return one_hot_f32(m, n, p[0], p[1], p[2]);
+        return one_hot_f64(m, n, p[0], p[1], p[2]);
+    case FFNC_OP_FROM_INT64:
+        if (dt == FFNC_F32) return from_int64_f32(n, p[0], p[1], in->subop);
+        return from_int64_f64(n, p[0], p[1], in->subop);
+    case FFNC_OP_SOFTMAX:
+    case FFNC_OP_LOG_SOFTMAX:
+    case FFNC_OP_LOGSUMEXP: {
+        /* Not ffnc_log_softmax_forward: that kernel shifts by the max even when it is +inf
+         * (a whole NaN row), where the graph's definition shifts by 0 and keeps the -inf of
+         * the other elements. */
+        int kind = in->opcode == FFNC_OP_SOFTMAX       ? PLAN_SOFTMAX
+                   : in->opcode == FFNC_OP_LOG_SOFTMAX ? PLAN_LOG_SOFTMAX
+                                                       : PLAN_LOGSUMEXP;
+        if (dt == FFNC_F32) softmax_family_f32(kind, m, n, k, p[0], p[1]);
+        else softmax_family_f64(kind, m, n, k, p[0], p[1]);
+        return FFNC_OK;
+    }
+    case FFNC_OP_SOFTMAX_BACKWARD:
+    case FFNC_OP_LOG_SOFTMAX_BACKWARD: {
+        int log_form = in->opcode == FFNC_OP_LOG_SOFTMAX_BACKWARD;
+        if (log_form && k == 1) return ffnc_log_softmax_backward(dt, m, n, p[0], p[1], p[2]);
+        if (dt == FFNC_F32) softmax_backward_f32(log_form, m, n, k, p[0], p[1], p[2]);
+        else softmax_backward_f64(log_form, m, n, k, p[0], p[1], p[2]);
+        return FFNC_OK;
+    }
+    case FFNC_OP_MAX_ARGMAX:
+        if (dt == FFNC_F32) max_argmax_f32(m, n, k, p[0], p[1], p[2]);
+        else max_argmax_f64(m, n, k, p[0], p[1], p[2]);
+        return FFNC_OK;
+    case FFNC_OP_COPY_STRIDED:
+        if (m == 0 || n == 0) return FFNC_OK;
+        if (dt == FFNC_F32) copy_strided_f32(in, m, n, p[0], p[1]);
+        else copy_strided_f64(in, m, n, p[0], p[1]);
+        return FFNC_OK;
+    case FFNC_OP_PRELU_FORWARD:
+        return ffnc_prelu_forward(dt, m, n, p[0], p[1], k, p[2]);
+    case FFNC_OP_PRELU_BACKWARD:
+        return ffnc_prelu_backward(dt, m, n, p[0], p[1], p[2], k, p[3], p[4], acc);
+    case FFNC_OP_TRANSPOSE:
+        if (dt == FFNC_F32) transpose_f32(m, n, p[0], p[1]);
+        else transpose_f64(m, n, p[0], p[1]);
+        return FFNC_OK;
+    case FFNC_OP_SQDIST:
+        if (dt == FFNC_F32) sqdist_f32(m, n, k, p[0], p[1], p[2]);
+        else sqdist_f64(m, n, k, p[0], p[1], p[2]);
+        return FFNC_OK;
+    case FFNC_OP_DROPOUT: {
+        uint64_t seed = (uint64_t)in->hyper[0] | (uint64_t)in->hyper[1] << 32;
+        if (dt == FFNC_F32) dropout_f32(n, in->alpha, seed, (uint64_t)plan->step, p[0], p[1]);
+        else dropout_f64(n, in->alpha, seed, (uint64_t)plan->step, p[0], p[1]);
+        return FFNC_OK;
+    }
     }
     return FFNC_ERR_INVALID_ARGUMENT;
 }

@@ -172,7 +172,7 @@ static ffnc_status describe(const ffnc_plan_instr *in, size_t batch, operand_spe
         SPEC(3, WRITE, 0, 0, n);
         return FFNC_OK;
     case FFNC_OP_BINARY: {
-        FFNC_REQUIRE(in->subop >= FFNC_BINARY_ADD && in->subop <= FFNC_BINARY_MINIMUM,
+        FFNC_REQUIRE(in->subop >= FFNC_BINARY_ADD && in->subop <= FFNC_BINARY_EQUAL,
                      FFNC_ERR_INVALID_ARGUMENT);
         size_t ea, eb;
         FFNC_TRY(strided_extent(m, n, in->strides[0], in->strides[1], &ea));
@@ -214,6 +214,127 @@ static ffnc_status describe(const ffnc_plan_instr *in, size_t batch, operand_spe
         SPEC(2, WRITE, 0, 0, n);
         SPEC(3, WRITE, 0, 0, n);
         return FFNC_OK;
+    /* ---- 60-69: optimizer instructions ---- */
+    case FFNC_OP_RMSPROP:
+        *no_alias = 1;
+        SPEC(0, WRITE, 0, 0, n);
+        SPEC(1, READ, 0, 0, n);
+        SPEC(2, WRITE, 0, 0, n);
+        /* the buffers the variant uses, and no others */
+        if (in->hyper[4] != 0) SPEC(3, WRITE, 0, 0, n);
+        if (in->flags & FFNC_PLAN_CENTERED) SPEC(4, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_CLIP_GRAD_NORM:
+        *no_alias = 1;
+        SPEC(0, WRITE, 0, 0, n);
+        SPEC(1, WRITE, 1, 0, 1);
+        return FFNC_OK;
+    /* ---- 30-59: selection, row-wise, index and layout instructions ---- */
+    case FFNC_OP_WHERE: {
+        size_t ec, ea, eb;
+        FFNC_TRY(strided_extent(m, n, in->strides[0], in->strides[1], &ec));
+        FFNC_TRY(strided_extent(m, n, in->strides[2], in->strides[3], &ea));
+        FFNC_TRY(strided_extent(m, n, in->strides[4], in->strides[5], &eb));
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, ec);
+        SPEC(1, READ, 0, 0, ea);
+        SPEC(2, READ, 0, 0, eb);
+        SPEC(3, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    }
+    case FFNC_OP_ONE_HOT:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, m);
+        SPEC(1, READ, 1, 0, m);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_FROM_INT64:
+        FFNC_REQUIRE(in->subop == 0 || in->subop == 1, FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 1, n);
+        SPEC(1, WRITE, 0, 0, n);
+        return FFNC_OK;
+    case FFNC_OP_SOFTMAX:
+    case FFNC_OP_LOG_SOFTMAX:
+    case FFNC_OP_LOGSUMEXP:
+    case FFNC_OP_MAX_ARGMAX:
+    case FFNC_OP_SOFTMAX_BACKWARD:
+    case FFNC_OP_LOG_SOFTMAX_BACKWARD: {
+        size_t mnk;
+        FFNC_TRY(ffnc_mul_size(mn, k, &mnk));
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mnk);
+        if (in->opcode == FFNC_OP_LOGSUMEXP) {
+            SPEC(1, WRITE, 0, 0, mk);
+        } else if (in->opcode == FFNC_OP_MAX_ARGMAX) {
+            FFNC_REQUIRE(n >= 1, FFNC_ERR_INVALID_ARGUMENT); /* a maximum of nothing */
+            FFNC_REQUIRE(in->refs[1].arena != FFNC_PLAN_NONE ||
+                             in->refs[2].arena != FFNC_PLAN_NONE,
+                         FFNC_ERR_INVALID_ARGUMENT);
+            SPEC(1, WRITE, 1, 0, mk);
+            SPEC(2, WRITE, 1, 0, mk);
+        } else if (in->opcode == FFNC_OP_SOFTMAX_BACKWARD ||
+                   in->opcode == FFNC_OP_LOG_SOFTMAX_BACKWARD) {
+            SPEC(1, READ, 0, 0, mnk);
+            SPEC(2, WRITE, 0, 0, mnk);
+        } else {
+            SPEC(1, WRITE, 0, 0, mnk);
+        }
+        return FFNC_OK;
+    }
+    case FFNC_OP_COPY_STRIDED: {
+        const size_t *s = in->strides;
+        /* Distinct destinations (rows laid out one after another), so threads never write
+         * one element twice. */
+        FFNC_REQUIRE(n <= 1 || s[3] >= 1, FFNC_ERR_INVALID_ARGUMENT);
+        if (m > 1 && n > 0) {
+            size_t row_span;
+            FFNC_TRY(strided_extent(1, n, 0, s[3], &row_span));
+            FFNC_REQUIRE(s[2] >= row_span, FFNC_ERR_INVALID_ARGUMENT);
+        }
+        size_t es, ed;
+        FFNC_TRY(strided_extent(m, n, s[0], s[1], &es));
+        FFNC_TRY(strided_extent(m, n, s[2], s[3], &ed));
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, es);
+        SPEC(1, WRITE, 0, 0, ed);
+        return FFNC_OK;
+    }
+    case FFNC_OP_PRELU_FORWARD:
+        FFNC_REQUIRE(k == 1 || k == n, FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, READ, 0, 0, k);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_PRELU_BACKWARD:
+        FFNC_REQUIRE(k == 1 || k == n, FFNC_ERR_INVALID_ARGUMENT);
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, READ, 0, 0, mn);
+        SPEC(2, READ, 0, 0, k);
+        SPEC(3, WRITE, 0, 0, mn);
+        SPEC(4, WRITE, 0, 0, k);
+        return FFNC_OK;
+    case FFNC_OP_TRANSPOSE:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mn);
+        SPEC(1, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_SQDIST:
+        *no_alias = 1;
+        SPEC(0, READ, 0, 0, mk);
+        SPEC(1, READ, 0, 0, kn);
+        SPEC(2, WRITE, 0, 0, mn);
+        return FFNC_OK;
+    case FFNC_OP_DROPOUT: {
+        FFNC_REQUIRE(in->alpha >= 0 && in->alpha < 1, FFNC_ERR_INVALID_ARGUMENT);
+        for (int h = 0; h < 2; h++)
+            FFNC_REQUIRE(in->hyper[h] >= 0 && in->hyper[h] < 4294967296.0 &&
+                             in->hyper[h] == floor(in->hyper[h]),
+                         FFNC_ERR_INVALID_ARGUMENT);
+        SPEC(0, READ, 0, 0, n);
+        SPEC(1, WRITE, 0, 0, n);
+        return FFNC_OK;
+    }
     }
     return FFNC_ERR_INVALID_ARGUMENT;
 }
@@ -228,8 +349,26 @@ static ffnc_status check_hyper(ffnc_dtype dtype, const ffnc_plan_instr *in) {
     case FFNC_OP_ADAM:
         return ffnc_adam_update(dtype, 0, NULL, NULL, NULL, NULL, 1, h[0], h[1], h[2], h[3], h[4],
                                 0);
+    case FFNC_OP_RMSPROP:
+        return ffnc_rmsprop_update(dtype, 0, NULL, NULL, NULL, NULL, NULL, h[0], h[1], h[2], h[3],
+                                   h[4], 0);
+    case FFNC_OP_CLIP_GRAD_NORM: return ffnc_clip_by_global_norm(dtype, 0, NULL, h[0], NULL);
     default: return FFNC_OK;
     }
+}
+
+/* The update instructions, whose hyper[0] is the learning rate. */
+static int is_update(int32_t opcode) {
+    return opcode == FFNC_OP_SGD || opcode == FFNC_OP_MOMENTUM || opcode == FFNC_OP_ADAM ||
+           opcode == FFNC_OP_RMSPROP;
+}
+
+/* Whether update instruction `in` accepts the learning rate `lr` (its other hyper-parameters
+ * were checked at creation). */
+static ffnc_status check_update_lr(ffnc_dtype dtype, const ffnc_plan_instr *in, double lr) {
+    ffnc_plan_instr changed = *in;
+    changed.hyper[0] = lr;
+    return check_hyper(dtype, &changed);
 }
 
 /* The elements available behind `ref` at `batch` (input slots grow with the batch). */
@@ -300,9 +439,22 @@ static ffnc_status check_at(const ffnc_plan_desc *d, const ffnc_plan_instr *in, 
     return FFNC_OK;
 }
 
+/* Indices stored in the plan's dtype must be exact: an argmax along an axis longer than 2^24
+ * (float32) or 2^53 (float64) could not be. The size is largest at the largest batch. */
+static ffnc_status check_exact_indices(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
+    if (in->opcode != FFNC_OP_MAX_ARGMAX || in->refs[2].arena == FFNC_PLAN_NONE)
+        return FFNC_OK;
+    size_t n;
+    FFNC_TRY(size_at(in->n, d->max_batch, &n));
+    double limit = d->dtype == FFNC_F32 ? 16777216.0 : 9007199254740992.0;
+    FFNC_REQUIRE((double)n <= limit, FFNC_ERR_INVALID_ARGUMENT);
+    return FFNC_OK;
+}
+
 static ffnc_status check_instr(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
-    FFNC_REQUIRE((in->flags & ~0x7Fu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE((in->flags & ~0xFFu) == 0, FFNC_ERR_INVALID_ARGUMENT);
     FFNC_TRY(check_hyper(d->dtype, in));
+    FFNC_TRY(check_exact_indices(d, in));
     FFNC_TRY(check_at(d, in, 1));
     if (d->max_batch > 1) FFNC_TRY(check_at(d, in, d->max_batch));
     return FFNC_OK;
@@ -379,6 +531,7 @@ ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
     plan->dtype = desc->dtype;
     plan->elem_size = desc->dtype == FFNC_F32 ? sizeof(float) : sizeof(double);
     plan->max_batch = desc->max_batch;
+    plan->lr_scale = 1;
     for (int a = 0; a < 4; a++) {
         /* At least one cache line, so every arena pointer is valid; rounded to 64 bytes for
          * aligned_alloc. */
@@ -428,15 +581,41 @@ ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step) {
     return FFNC_OK;
 }
 
+ffnc_status ffnc_plan_get_lr(const ffnc_plan *plan, double *lr) {
+    FFNC_REQUIRE(plan && lr, FFNC_ERR_NULL_POINTER);
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        if (is_update(plan->instrs[i].opcode)) {
+            *lr = plan->instrs[i].hyper[0];
+            return FFNC_OK;
+        }
+    }
+    return FFNC_ERR_INVALID_ARGUMENT;
+}
+
+ffnc_status ffnc_plan_set_lr(ffnc_plan *plan, double lr) {
+    FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
+    size_t updates = 0;
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        if (!is_update(plan->instrs[i].opcode)) continue;
+        FFNC_TRY(check_update_lr(plan->dtype, &plan->instrs[i], lr));
+        updates++;
+    }
+    FFNC_REQUIRE(updates > 0, FFNC_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < plan->n_instrs; i++)
+        if (is_update(plan->instrs[i].opcode)) plan->instrs[i].hyper[0] = lr;
+    return FFNC_OK;
+}
+
 /* ---- running ----------------------------------------------------------------------------- */
 
 static size_t input_elem_size(const ffnc_plan *plan, size_t slot) {
     return plan->inputs[slot].type == FFNC_PLAN_INPUT_INT64 ? sizeof(int64_t) : plan->elem_size;
 }
 
-static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *inputs,
-                            size_t *failed_instr) {
-    for (size_t i = 0; i < plan->n_instrs; i++) {
+/* Runs instructions [first, end). */
+static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t batch,
+                              const void *const *inputs, size_t *failed_instr) {
+    for (size_t i = first; i < end; i++) {
         const ffnc_plan_instr *in = &plan->instrs[i];
         void *ptr[FFNC_PLAN_MAX_REFS];
         for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++) {
@@ -458,6 +637,12 @@ static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *in
             return s;
         }
     }
+    return FFNC_OK;
+}
+
+static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                            size_t *failed_instr) {
+    FFNC_TRY(run_instrs(plan, 0, plan->n_instrs, batch, inputs, failed_instr));
     plan->step++;
     return FFNC_OK;
 }
@@ -477,6 +662,32 @@ ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inpu
     return run_step(plan, batch, inputs, failed_instr);
 }
 
+/* ---- phases: the gradients, then the update (ffnc_plan_run_phase) ------------------------- */
+
+size_t ffnc_plan_update_begin(const ffnc_plan *plan) {
+    if (!plan) return 0;
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        int32_t opcode = plan->instrs[i].opcode;
+        if (is_update(opcode) || opcode == FFNC_OP_CLIP_GRAD_NORM) return i;
+    }
+    return plan->n_instrs;
+}
+
+ffnc_status ffnc_plan_run_phase(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                                ffnc_plan_phase phase, size_t *failed_instr) {
+    FFNC_TRY(check_run(plan, batch, inputs));
+    size_t split = ffnc_plan_update_begin(plan);
+    switch (phase) {
+    case FFNC_PLAN_PHASE_GRADIENTS:
+        return run_instrs(plan, 0, split, batch, inputs, failed_instr);
+    case FFNC_PLAN_PHASE_UPDATE:
+        FFNC_TRY(run_instrs(plan, split, plan->n_instrs, batch, inputs, failed_instr));
+        plan->step++;
+        return FFNC_OK;
+    }
+    return FFNC_ERR_INVALID_ARGUMENT;
+}
+
 static double read_scalar(const ffnc_plan *plan, ffnc_plan_ref ref) {
     const char *base = (const char *)plan->arena[ref.arena - FFNC_PLAN_PARAMS];
     if (plan->dtype == FFNC_F32) return ((const float *)base)[ref.offset];
@@ -487,9 +698,24 @@ static double read_scalar(const ffnc_plan *plan, ffnc_plan_ref ref) {
  * pointers here rather than allocating. */
 #define FFNC_PLAN_EPOCH_STACK_INPUTS 64
 
-ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
-                                const void *const *inputs, double *records, size_t *steps_done,
-                                size_t *failed_instr) {
+/* run_epoch's lr_scale: every value finite and >= 0, and the largest one, which gives the
+ * largest rates, valid for every update instruction. */
+static ffnc_status check_lr_scale(const ffnc_plan *plan, const double *lr_scale, size_t steps) {
+    double largest = 0;
+    for (size_t s = 0; s < steps; s++) {
+        FFNC_REQUIRE(isfinite(lr_scale[s]) && lr_scale[s] >= 0, FFNC_ERR_INVALID_ARGUMENT);
+        if (lr_scale[s] > largest) largest = lr_scale[s];
+    }
+    for (size_t i = 0; i < plan->n_instrs; i++)
+        if (is_update(plan->instrs[i].opcode))
+            FFNC_TRY(check_update_lr(plan->dtype, &plan->instrs[i],
+                                     plan->instrs[i].hyper[0] * largest));
+    return FFNC_OK;
+}
+
+static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
+                             const void *const *inputs, const double *lr_scale, double *records,
+                             size_t *steps_done, size_t *failed_instr) {
     FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
     if (steps_done) *steps_done = 0;
     FFNC_REQUIRE(batch >= 1 && batch <= plan->max_batch, FFNC_ERR_INVALID_ARGUMENT);
@@ -500,6 +726,7 @@ ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
     for (size_t i = 0; i < plan->n_inputs; i++) FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
     const void *bound[FFNC_PLAN_EPOCH_STACK_INPUTS];
     size_t steps = rows / batch + (rows % batch != 0);
+    if (lr_scale) FFNC_TRY(check_lr_scale(plan, lr_scale, steps));
     for (size_t s = 0; s < steps; s++) {
         size_t first = s * batch;
         size_t this_batch = rows - first < batch ? rows - first : batch;
@@ -508,10 +735,26 @@ ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
             size_t skip = first * plan->inputs[i].size.per_batch * input_elem_size(plan, i);
             bound[i] = (const char *)inputs[i] + skip;
         }
-        FFNC_TRY(run_step(plan, this_batch, bound, failed_instr));
+        if (lr_scale) plan->lr_scale = lr_scale[s];
+        ffnc_status status = run_step(plan, this_batch, bound, failed_instr);
+        plan->lr_scale = 1;
+        FFNC_TRY(status);
         for (size_t r = 0; r < plan->n_records; r++)
             records[s * plan->n_records + r] = read_scalar(plan, plan->records[r]);
         if (steps_done) *steps_done = s + 1;
     }
     return FFNC_OK;
+}
+
+ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
+                                const void *const *inputs, double *records, size_t *steps_done,
+                                size_t *failed_instr) {
+    return run_epoch(plan, rows, batch, inputs, NULL, records, steps_done, failed_instr);
+}
+
+ffnc_status ffnc_plan_run_epoch_scaled(ffnc_plan *plan, size_t rows, size_t batch,
+                                       const void *const *inputs, const double *lr_scale,
+                                       double *records, size_t *steps_done,
+                                       size_t *failed_instr) {
+    return run_epoch(plan, rows, batch, inputs, lr_scale, records, steps_done, failed_instr);
 }

@@ -17,6 +17,9 @@ struct ffnc_plan {
     size_t n_records;
     ffnc_plan_ref *records;
     int64_t step;
+    /* The learning rates of the update instructions are multiplied by this during a step of
+     * ffnc_plan_run_epoch_scaled; 1 otherwise. */
+    double lr_scale;
 };
 
 /* fixed + per_batch * batch; the plan validated this at max_batch, so it cannot overflow for

@@ -76,6 +76,62 @@ static void test_products(void) {
     }
 }
 
+/* Leading dimensions larger than the rows (a view into a wider matrix), with NaN in the gaps:
+ * the packing must read exactly the addressed elements. Shapes put the in-register transposes
+ * of a transposed B (8 x 8 f32, 4 x 4 f64) at their edges: k not a multiple of 8, a last
+ * panel of whole and leftover columns, several chunks of packed panels and NC blocks. */
+static void check_strided(int ta, int tb, size_t m, size_t n, size_t k) {
+    unsigned long long state = 99 + m + 3 * n + 5 * k;
+    size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+    size_t lda = a_cols + 5, ldb = b_cols + 3, ldc = n + 7;
+    double *a = malloc(sizeof(double) * a_rows * a_cols), *b = malloc(sizeof(double) * b_rows * b_cols);
+    double *ref = malloc(sizeof(double) * m * n), *mag = malloc(sizeof(double) * m * n);
+    double *as = malloc(sizeof(double) * a_rows * lda), *bs = malloc(sizeof(double) * b_rows * ldb);
+    float *af = malloc(sizeof(float) * a_rows * lda), *bf = malloc(sizeof(float) * b_rows * ldb);
+    double *c = malloc(sizeof(double) * m * ldc);
+    float *cf = malloc(sizeof(float) * m * ldc);
+    for (size_t i = 0; i < a_rows * lda; i++) as[i] = af[i] = NAN;
+    for (size_t i = 0; i < b_rows * ldb; i++) bs[i] = bf[i] = NAN;
+    for (size_t i = 0; i < a_rows; i++)
+        for (size_t j = 0; j < a_cols; j++)
+            a[i * a_cols + j] = as[i * lda + j] = af[i * lda + j] = (float)check_uniform(&state, -1, 1);
+    for (size_t i = 0; i < b_rows; i++)
+        for (size_t j = 0; j < b_cols; j++)
+            b[i * b_cols + j] = bs[i * ldb + j] = bf[i * ldb + j] = (float)check_uniform(&state, -1, 1);
+    reference(ta, tb, m, n, k, 1.0, a, b, 0.0, NULL, ref, mag);
+    for (size_t i = 0; i < m * ldc; i++) c[i] = cf[i] = -7;
+    CHECK_OK(ffnc_gemm(FFNC_F64, ta, tb, m, n, k, 1.0, as, lda, bs, ldb, 0.0, c, ldc));
+    CHECK_OK(ffnc_gemm(FFNC_F32, ta, tb, m, n, k, 1.0, af, lda, bf, ldb, 0.0, cf, ldc));
+    int bad64 = 0, bad32 = 0, gaps = 0;
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            double slack = 2.0 * (double)(k + 2) * mag[i * n + j];
+            if (!(fabs(c[i * ldc + j] - ref[i * n + j]) <= slack * 1.1102230246251565e-16 + 1e-300))
+                bad64++;
+            if (!(fabs(cf[i * ldc + j] - ref[i * n + j]) <= slack * 5.9604644775390625e-08 + 1e-30))
+                bad32++;
+        }
+        for (size_t j = n; j < ldc; j++) gaps += c[i * ldc + j] != -7 || cf[i * ldc + j] != -7;
+    }
+    CHECK(bad64 == 0);
+    CHECK(bad32 == 0);
+    CHECK(gaps == 0); /* nothing written between the rows of C */
+    if (bad64 || bad32 || gaps)
+        fprintf(stderr, "  isa %s, strided %s%s m=%zu n=%zu k=%zu: %d f64, %d f32 wrong, %d gaps\n",
+                ffnc_isa_name(ffnc_get_isa()), ta ? "T" : "N", tb ? "T" : "N", m, n, k, bad64,
+                bad32, gaps);
+    free(a), free(b), free(ref), free(mag), free(as), free(bs), free(af), free(bf), free(c), free(cf);
+}
+
+static void test_strided(void) {
+    static const size_t shapes[][3] = {{13, 75, 37}, {40, 133, 21}, {7, 1100, 12}, {64, 24, 9}};
+    FOR_EACH_ISA(isa) {
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                check_strided(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
+    }
+}
+
 static void test_threads_bitwise(void) {
     size_t m = 130, n = 300, k = 270;
     unsigned long long state = 7;
@@ -206,6 +262,7 @@ static void test_errors(void) {
 
 int main(void) {
     test_products();
+    test_strided();
     test_threads_bitwise();
     test_dense_fusion();
     test_dense_backward();

@@ -10,15 +10,16 @@
     >>> float(plan.run({"x": np.ones((4, 2), np.float32), "y": np.zeros(4, np.int64)}))
     0.6931...
 
-See ffnc.compiler.lower for the fusions and ffnc.compiler.memory for the memory plan.
+See ffnc.compiler.lower for the fusions and ffnc.compiler.memory for the memory plan. The
+optimizers (SGD, Momentum, Adam, AdamW, RMSprop) are those of ffnc.optim, re-exported here.
 """
 
 from ffnc.compiler.compile import compile
 from ffnc.compiler.lower import SUPPORTED_OPS
 from ffnc.compiler.memory import MemoryReport
-from ffnc.compiler.optimizers import SGD, Adam, Momentum
 from ffnc.compiler.plan import Plan
 from ffnc.compiler.program import CompileError
+from ffnc.optim import SGD, Adam, AdamW, Momentum, RMSprop
 
-__all__ = ["SGD", "SUPPORTED_OPS", "Adam", "CompileError", "MemoryReport", "Momentum", "Plan",
-           "compile"]
+__all__ = ["SGD", "SUPPORTED_OPS", "Adam", "AdamW", "CompileError", "MemoryReport", "Momentum",
+           "Plan", "RMSprop", "compile"]

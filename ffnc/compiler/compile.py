@@ -9,11 +9,11 @@ import numpy as np
 from ffnc import _core
 from ffnc.compiler.lower import Lowering, shape_size
 from ffnc.compiler.memory import plan_activations
-from ffnc.compiler.optimizers import SGD, Adam, Momentum, Optimizer
 from ffnc.compiler.plan import Plan
 from ffnc.compiler.program import CompileError, Instr, Program, Value, size_at
 from ffnc.graph import grad, simplify
 from ffnc.graph.ir import FLOAT_DTYPES, Node, node_list, topo_order
+from ffnc.optim import SGD, Adam, Momentum, Optimizer, RMSprop
 
 
 def _plan_dtype(nodes: list[Node]) -> np.dtype:
@@ -24,24 +24,66 @@ def _plan_dtype(nodes: list[Node]) -> np.dtype:
     return dtypes.pop()
 
 
-def _optimizer_instr(opt: Optimizer, total: int) -> Instr:
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_for_dtype(opt: Optimizer, dtype: np.dtype) -> None:
+    """The settings a float32 update cannot represent (the C check would only say which
+    instruction is invalid)."""
+    if dtype != np.float32:
+        return
+    for name in ("lr", "weight_decay", "eps"):
+        value = getattr(opt, name, None)
+        if value is not None and value > _FLOAT32_MAX:
+            raise ValueError(f"optimizer {name}={value} overflows float32, the plan's dtype")
+    eps = getattr(opt, "eps", None)
+    if eps is not None and np.float32(eps) == 0:
+        raise ValueError(f"optimizer eps={eps} rounds to 0 in float32, the plan's dtype; use "
+                         f"at least 1e-45")
+
+
+def _optimizer_instrs(opt: Optimizer, total: int,
+                      dtype: np.dtype) -> tuple[list[Instr], dict[str, Value], Value | None]:
+    """The optimizer's instructions over the whole arenas of `total` parameters: gradient
+    clipping when opt.clip_norm is set, then the update. Returns them with the state buffers
+    the update keeps (name -> Value, laid out from the start of the state arena in
+    opt.state_names order) and the one-element slot after them that receives the gradient norm
+    before clipping (None without clipping)."""
+    _check_for_dtype(opt, dtype)
     n = (total, 0)
     p, g = Value("params", n, "params", 0), Value("grads", n, "grads", 0)
+    state = {name: Value(f"optimizer.{name}", n, "state", i * total)
+             for i, name in enumerate(opt.state_names)}
+    instrs = []
+    norm = None
+    if opt.clip_norm is not None:
+        norm = Value("grad_norm", (1, 0), "state", len(state) * total)
+        instrs.append(Instr("clip_grad_norm", [(g, 0), (norm, 0)], n=n, hyper=(opt.clip_norm,),
+                            note=f"clip to norm {opt.clip_norm:g}"))
     if isinstance(opt, SGD):
-        return Instr("sgd", [(p, 0), (g, 0)], n=n, hyper=(opt.lr, opt.weight_decay),
-                     note="sgd")
-    if isinstance(opt, Momentum):
-        v = Value("velocity", n, "state", 0)
-        return Instr("momentum", [(p, 0), (g, 0), (v, 0)], n=n,
-                     hyper=(opt.lr, opt.momentum, opt.weight_decay),
-                     flags=frozenset({"nesterov"} if opt.nesterov else ()), note="momentum")
-    if isinstance(opt, Adam):
-        m, v = Value("adam.m", n, "state", 0), Value("adam.v", n, "state", total)
-        return Instr("adam", [(p, 0), (g, 0), (m, 0), (v, 0)], n=n,
-                     hyper=(opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay),
-                     flags=frozenset({"decoupled"} if opt.decoupled else ()), note="adam")
-    raise TypeError(f"optimizer must be ffnc.compiler.SGD, Momentum or Adam, got "
-                    f"{type(opt).__name__}")
+        instrs.append(Instr("sgd", [(p, 0), (g, 0)], n=n, hyper=(opt.lr, opt.weight_decay),
+                            note="sgd"))
+    elif isinstance(opt, Momentum):
+        instrs.append(Instr("momentum", [(p, 0), (g, 0), (state["velocity"], 0)], n=n,
+                            hyper=(opt.lr, opt.momentum, opt.weight_decay),
+                            flags=frozenset({"nesterov"} if opt.nesterov else ()),
+                            note="nesterov" if opt.nesterov else "momentum"))
+    elif isinstance(opt, Adam):
+        instrs.append(Instr("adam", [(p, 0), (g, 0), (state["m"], 0), (state["v"], 0)], n=n,
+                            hyper=(opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay),
+                            flags=frozenset({"decoupled"} if opt.decoupled else ()),
+                            note="adamw" if opt.decoupled else "adam"))
+    elif isinstance(opt, RMSprop):
+        optional = [(state[name], 0) if name in state else None
+                    for name in ("momentum_buffer", "grad_avg")]
+        instrs.append(Instr("rmsprop", [(p, 0), (g, 0), (state["square_avg"], 0), *optional],
+                            n=n, hyper=(opt.lr, opt.alpha, opt.eps, opt.weight_decay,
+                                        opt.momentum),
+                            flags=frozenset({"centered"} if opt.centered else ()),
+                            note="rmsprop (centered)" if opt.centered else "rmsprop"))
+    else:
+        raise TypeError(f"optimizer {type(opt).__name__} has no plan instruction")
+    return instrs, state, norm
 
 
 def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (the verb)
@@ -56,13 +98,17 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     inputs: the placeholders in feed order (default: the graph's, in creation order).
     loss: a scalar whose gradient with respect to params the plan computes into the gradient
         arena at each run (needed for an optimizer).
-    optimizer: SGD, Momentum or Adam; its update of every parameter, one instruction over the
-        whole arena, ends each run.
+    optimizer: an ffnc.optim optimizer (SGD, Momentum, Adam, AdamW, RMSprop); its update of
+        every parameter, one instruction over the whole arena (after gradient clipping when
+        its clip_norm is set), ends each run.
     """
     outs, single = node_list(outputs, "outputs")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be an ffnc.optim optimizer (SGD, Momentum, Adam, "
+                        f"AdamW, RMSprop), got {type(optimizer).__name__}")
     if optimizer is not None and loss is None:
         raise ValueError("an optimizer needs the loss it minimises: pass loss=")
     if loss is not None and (not isinstance(loss, Node) or loss.shape != ()):
@@ -92,8 +138,9 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
         values[p.id] = param_slots[p]
         offset += size[0]
     total = offset
-    n_state = optimizer.state_buffers * total if optimizer is not None else 0
-    state_top = n_state
+    update_instrs, optimizer_state, grad_norm = (
+        _optimizer_instrs(optimizer, total, dtype) if optimizer is not None else ([], {}, None))
+    state_top = len(optimizer_state) * total + (grad_norm is not None)
     leaf_data: list[tuple[Value, np.ndarray]] = [(param_slots[p], p.value) for p in params]
     graph_nodes = topo_order(roots)
     if inputs is None:
@@ -136,8 +183,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
         v.offset = state_top
         state_top += v.size[0]
     leaf_data += lowering.leaf_data
-    if optimizer is not None:
-        program.instrs.append(_optimizer_instr(optimizer, total))
+    program.instrs.extend(update_instrs)
 
     out_values = []
     for node, orig in zip(out_nodes, outs, strict=True):
@@ -161,7 +207,8 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
                 n = size_at(v.size, 1)
                 arena[v.offset:v.offset + n] = np.asarray(data).reshape(-1)
     plan = Plan(handle, outputs=out_values, single=single, inputs=inputs, params=param_slots,
-                instrs=program.instrs, memory=memory, records=[o for o, _ in records])
+                instrs=program.instrs, memory=memory, records=[o for o, _ in records],
+                optimizer=optimizer, optimizer_state=optimizer_state, grad_norm=grad_norm)
     return plan
 
 

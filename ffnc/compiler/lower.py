@@ -2,15 +2,26 @@
 
 - matmul + bias (+ activation) -> one dense instruction (the GEMM epilogue applies them);
   the pre-activation is stored only when an activation derivative needs it;
+- the backward of a dense layer (activation derivative, weight and bias gradients, input
+  gradient) -> one dense_backward instruction, one pass over the cotangent before its GEMMs;
 - softmax + cross-entropy -> one fused kernel whose saved probabilities the backward reuses;
+  the VJPs of softmax and log-softmax -> one row-wise instruction each;
+- max with argmax -> one instruction with two outputs, the argmax saved for the backward,
+  which scatters the cotangent to it (one_hot scaled by the cotangent, one instruction);
 - gradient accumulation: where an add sums contributions (the reverse pass's way of adding
   the cotangents of a value with several consumers), GEMMs and column sums write straight
   into the sum's buffer with beta = 1 and other terms are added into it, never materialised
   and summed;
-- gradients of the trained parameters are computed in place in the gradient arena.
+- gradients of the trained parameters are computed in place in the gradient arena;
+- reshape, cast of an integer or bool value, and contiguous pieces of a split are aliases of
+  their input (no instruction, no memory).
 
-Everything else maps one op to one instruction. An op without a plan instruction raises
-CompileError naming it.
+Bools and integers (comparisons, argmax and group-max indices, int64 labels, integer
+constants) are stored in the plan's float dtype, exactly: 0/1 for bools, integers of magnitude
+<= 2^24 in float32 plans and 2^53 in float64 ones. int64 placeholders stay int64 in their
+input slot for the cross-entropy kernels and are converted once (checked exact at run time)
+for any other use. Everything else maps one op to one instruction. An op without a plan
+instruction raises CompileError naming it.
 """
 
 from __future__ import annotations
@@ -19,19 +30,25 @@ import numpy as np
 
 from ffnc import _core
 from ffnc.compiler.program import ONE, CompileError, Instr, Program, Size, Value, size_product
-from ffnc.graph.ir import Node, format_shape, topo_order
+from ffnc.graph.ir import FLOAT_DTYPES, Node, format_shape, topo_order
 from ffnc.graph.ops import ACTIVATIONS
 
 _ACT_CODES = {name: _core._ACTIVATIONS[name] for name in ACTIVATIONS}
 _ACT_GRADS = {f"{name}_grad": name for name in ACTIVATIONS}
-_BINARY = {"add", "sub", "mul", "div", "maximum", "minimum"}
+_BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "greater", "greater_equal",
+           "equal"}
 _UNARY = {"neg": "neg", "exp": "exp", "log": "log", "square": "square", "sqrt": "sqrt"}
 _LOSS_OPS = {"softmax_cross_entropy": "xent", "bce_with_logits": "bce", "mse": "mse", "l1": "l1"}
 _LOSS_GRADS = {f"{k}_grad": v for k, v in _LOSS_OPS.items()}
+_ROWWISE = {"softmax": "softmax", "log_softmax": "log_softmax", "logsumexp": "logsumexp"}
 SUPPORTED_OPS = sorted(
     {"placeholder", "parameter", "constant", "matmul", "sum", "mean", "count", "broadcast_to",
-     "reshape", "transpose"} | _BINARY | set(_UNARY) | set(_ACT_CODES) | set(_ACT_GRADS)
-    | set(_LOSS_OPS) | set(_LOSS_GRADS))
+     "reshape", "transpose", "where", "one_hot", "cast", "concat", "split", "output",
+     "group_max", "argmax", "sqdist", "dropout", "prelu", "prelu_grad"} | _BINARY | set(_UNARY)
+    | set(_ROWWISE) | set(_ACT_CODES) | set(_ACT_GRADS) | set(_LOSS_OPS) | set(_LOSS_GRADS))
+# The largest integer magnitude a float dtype holds exactly (and all integers below it).
+EXACT_INT = {np.dtype(np.float32): 2 ** 24, np.dtype(np.float64): 2 ** 53}
+Ref = tuple  # (Value, element offset into it)
 
 
 def dim_size(d: int | None) -> Size:
@@ -79,12 +96,24 @@ def broadcast_view(node: Node, operands: list[Node]) -> tuple[Size, Size, list[t
                        f"{format_shape(out)} is not a row/column pattern plans support")
 
 
+def axis_view(shape: tuple, axis: int, what: str) -> tuple[Size, Size, Size]:
+    """shape as outer x n x inner around `axis`: the m, n, k of an along-an-axis instruction."""
+    return (shape_size(shape[:axis], what), dim_size(shape[axis]),
+            shape_size(shape[axis + 1:], what))
+
+
+def _is_sum_over(node: Node, x: Node, axis: int) -> bool:
+    """node is sum(x, axis, keepdims=True): the row sum of a softmax-style backward."""
+    return node.op == "sum" and node.inputs[0] is x and node.attrs["axes"] == (axis,) \
+        and node.attrs["keepdims"]
+
+
 class Lowering:
     """Turns the nodes of `roots` into instructions appended to `program`.
 
     values: node id -> Value for the leaves and the pinned results (gradients in the gradient
-    arena); other results get activation values. leaf_data collects (Value, array) pairs of
-    constants whose contents the plan must be given.
+    arena); other results get activation values, or alias another value (aliases). leaf_data
+    collects (Value, array) pairs of constants whose contents the plan must be given.
     """
 
     def __init__(self, roots: list[Node], values: dict[int, Value], dtype: np.dtype,
@@ -92,6 +121,8 @@ class Lowering:
         self.dtype = dtype
         self.program = program
         self.values = values
+        self.aliases: dict[int, Ref] = {}
+        self.converted: dict[int, Value] = {}  # int64 placeholders in the plan's dtype
         self.leaf_data: list[tuple[Value, np.ndarray]] = []
         self.order = topo_order(roots)
         self.position = {n.id: i for i, n in enumerate(self.order)}
@@ -106,6 +137,11 @@ class Lowering:
         self._find_dense()
         self.deferred: set[int] = set()
         self._find_accumulations()
+        self.fused: dict[int, tuple] = {}  # node id -> (kind, details) of a fused instruction
+        self.after: dict[int, tuple] = {}  # node id -> a dense backward emitted right after it
+        self._find_row_backwards()
+        self._find_scaled_one_hots()
+        self._find_dense_backward()
 
     # ---- analysis ---------------------------------------------------------------------------
 
@@ -115,10 +151,18 @@ class Lowering:
             return None
         return users[0]
 
+    def _private(self, node: Node, user: Node) -> bool:
+        """node feeds user only and nothing else needs its value."""
+        return self._only_consumer(node) is user and node.id not in self.values \
+            and node.id not in self.skipped and node.id not in self.deferred
+
     def _after(self, node: Node, head: Node) -> bool:
         """Every consumer of node other than the head comes after the head."""
         return all(self.position[u.id] > self.position[head.id]
                    for u in self.consumers[node.id] if u is not head)
+
+    def _before(self, node: Node, at: Node) -> bool:
+        return self.position[node.id] < self.position[at.id]
 
     def _find_dense(self) -> None:
         for a in self.order:
@@ -171,14 +215,146 @@ class Lowering:
                     and user.id not in self.skipped and user.id not in self.dense_heads:
                 self.deferred.add(n.id)
 
+    def _free(self, node: Node) -> bool:
+        """node is lowered on its own (not part of a fusion or an accumulation)."""
+        return node.id not in self.skipped and node.id not in self.deferred \
+            and node.id not in self.dense_heads and node.id not in self.fused
+
+    def _find_row_backwards(self) -> None:
+        """The VJPs of softmax, s (v - sum(s v)), and of log-softmax, g - exp(y) sum(g), as
+        the reverse pass writes them: one row-wise instruction each."""
+        for node in self.order:
+            if not self._free(node) or node.op not in ("mul", "sub"):
+                continue
+            a, b = node.inputs
+            if node.op == "mul":
+                for s, diff in ((a, b), (b, a)):
+                    if s.op != "softmax" or diff.op != "sub" or not self._private(diff, node):
+                        continue
+                    v, total = diff.inputs
+                    axis = s.attrs["axis"]
+                    if v.shape != s.shape or not self._private(total, diff) \
+                            or not _is_sum_over(total, total.inputs[0], axis):
+                        continue
+                    prod = total.inputs[0]
+                    if prod.op != "mul" or not self._private(prod, total) \
+                            or {x.id for x in prod.inputs} != {s.id, v.id}:
+                        continue
+                    self.skipped.update((diff.id, total.id, prod.id))
+                    self.fused[node.id] = ("softmax_backward", v, s, axis)
+                    break
+            else:
+                g, prod = a, b
+                if prod.op != "mul" or not self._private(prod, node):
+                    continue
+                for e, total in (prod.inputs, reversed(prod.inputs)):
+                    if e.op != "exp" or e.inputs[0].op != "log_softmax":
+                        continue
+                    y = e.inputs[0]
+                    axis = y.attrs["axis"]
+                    if g.shape != y.shape or not self._private(e, prod) \
+                            or not self._private(total, prod) or not _is_sum_over(total, g, axis):
+                        continue
+                    self.skipped.update((prod.id, e.id, total.id))
+                    self.fused[node.id] = ("log_softmax_backward", g, y, axis)
+                    break
+
+    def _find_scaled_one_hots(self) -> None:
+        """scale * one_hot(index) with one scale per index (the scatter of a max's gradient to
+        its argmax): one one_hot instruction with a scale operand."""
+        for node in self.order:
+            if node.op != "mul" or not self._free(node):
+                continue
+            for hot, scale in (node.inputs, tuple(reversed(node.inputs))):
+                if hot.op == "one_hot" and self._private(hot, node) \
+                        and scale.shape == hot.shape[:-1] + (1,) and hot.shape == node.shape:
+                    self.skipped.add(hot.id)
+                    self.fused[node.id] = ("one_hot", hot.inputs[0], scale, hot.attrs["depth"])
+                    break
+
+    def _find_dense_backward(self) -> None:
+        """g, the cotangent of a dense layer's pre-activation (an activation derivative, or any
+        matrix), and the GEMMs and column sum the reverse pass applies to it: dW = x^T g,
+        db = sum(g, 0), dx = g W^T (or their PyTorch-layout forms) -> one dense_backward."""
+        for g in self.order:
+            act = g.op in _ACT_GRADS
+            if g.is_leaf or g.n_outputs != 1 or g.ndim != 2 or g.shape[1] is None \
+                    or g.dtype != self.dtype or g.id in self.skipped or g.id in self.deferred \
+                    or (act and not self._free(g)):
+                continue
+            users = [u for u in self.consumers[g.id] if self._free(u)]
+            d_w = d_x = d_b = None
+            trans = None
+            for u in users:
+                if u.op == "matmul" and u.inputs[0] is not u.inputs[1]:
+                    ta, tb = u.attrs["transpose_a"], u.attrs["transpose_b"]
+                    if d_w is None and ta and not tb and u.inputs[1] is g \
+                            and u.inputs[0].ndim == 2:
+                        d_w, trans = (u, u.inputs[0]), False
+                    elif d_w is None and ta and not tb and u.inputs[0] is g \
+                            and u.inputs[1].ndim == 2:
+                        d_w, trans = (u, u.inputs[1]), True
+                    elif d_x is None and not ta and u.inputs[0] is g and u.inputs[1].ndim == 2:
+                        d_x = (u, u.inputs[1], tb)
+                elif u.op == "sum" and d_b is None and u.attrs["axes"] == (0,) \
+                        and not u.attrs["keepdims"]:
+                    d_b = u
+            if d_x is not None:
+                node, w, tb = d_x
+                x_trans = not tb  # dx = g W^T: W stored k x n; dx = g W: W stored n x k
+                if trans is None:
+                    trans = x_trans
+                if trans != x_trans or (d_w is not None and d_w[1].shape[1] !=
+                                        (w.shape[1] if trans else w.shape[0])):
+                    d_x = None
+            members = [m for m in (d_w and d_w[0], d_x and d_x[0], d_b) if m is not None]
+            # x and W are read where g is computed: they must exist by then
+            if len(members) < (1 if act else 2) \
+                    or (d_w is not None and not self._before(d_w[1], g)) \
+                    or (d_x is not None and not self._before(d_x[1], g)):
+                continue
+            for m in members:
+                self.skipped.add(m.id)
+            detail = ("dense_backward", g, d_w, d_x, d_b, bool(trans))
+            if act:
+                self.fused[g.id] = detail
+            else:
+                self.after[g.id] = detail
+
     # ---- values -----------------------------------------------------------------------------
 
     def value(self, node: Node) -> Value:
+        """The buffer node's result is written to."""
         v = self.values.get(node.id)
         if v is None:
             v = Value(node.label, shape_size(node.shape, node.label))
             self.values[node.id] = v
         return v
+
+    def ref(self, node: Node) -> Ref:
+        """Where an instruction reads node's value, in the plan's dtype."""
+        if node.id in self.aliases:
+            return self.aliases[node.id]
+        if node.op == "placeholder" and node.dtype == np.int64:
+            v = self.converted.get(node.id)
+            if v is None:
+                v = self.converted[node.id] = Value(f"float({node.label})",
+                                                    shape_size(node.shape, node.label))
+                self.emit(Instr("from_int64", [(self.value(node), 0), (v, 0)],
+                                n=shape_size(node.shape, node.label), subop=1,
+                                note=f"float({node.label})"))
+            return (v, 0)
+        return (self.value(node), 0)
+
+    def share(self, node: Node, source: Ref) -> None:
+        """node's value is source's: an alias, or a copy where node needs a buffer of its own
+        (a root the plan returns, a gradient pinned in the gradient arena)."""
+        if node.id in self.values or node.id in self.roots:
+            size = self.value(node).size
+            self.emit(Instr("unary", [source, (self.value(node), 0)], m=ONE, n=size,
+                            strides=(0, 1), subop=_core.PLAN_UNARY["copy"], note=node.label))
+        else:
+            self.aliases[node.id] = source
 
     def scratch(self, name: str, size: Size) -> Value:
         return Value(name, size)
@@ -196,20 +372,30 @@ class Lowering:
                 continue
             elif node.id in self.dense_heads:
                 self._dense(node, *self.dense_heads[node.id])
+            elif node.id in self.fused:
+                self._fused(node, *self.fused[node.id])
             else:
                 self._op(node)
+            if node.id in self.after:
+                self._dense_backward(*self.after[node.id][1:])
 
     def _leaf(self, node: Node) -> None:
         if node.id in self.values:
             return
         if node.op == "constant":
-            if node.dtype != self.dtype:
+            value = node.value
+            if node.dtype in FLOAT_DTYPES and node.dtype != self.dtype:
                 raise CompileError(f"constant {node.label} has dtype {node.dtype.name} but the "
                                    f"plan computes in {self.dtype.name}; plans hold one float "
                                    f"dtype (cast the constant when building the graph)")
-            v = Value(node.label, (max(int(node.value.size), 1), 0), arena="state")
+            if node.dtype.kind in "iu" and value.size and \
+                    int(np.max(np.abs(value.astype(object)))) > EXACT_INT[self.dtype]:
+                raise CompileError(f"constant {node.label}: integers of magnitude above "
+                                   f"{EXACT_INT[self.dtype]} are not exact in a "
+                                   f"{self.dtype.name} plan")
+            v = Value(node.label, (max(int(value.size), 1), 0), arena="state")
             self.values[node.id] = v
-            self.leaf_data.append((v, node.value))
+            self.leaf_data.append((v, value))
             return
         raise CompileError(f"{node.op} {node.label} is used by the graph but is not an input "
                            f"or a parameter of the plan")
@@ -224,11 +410,51 @@ class Lowering:
         alpha = act.attrs["alpha"] if act is not None else 0.0
         self.emit(Instr(
             "dense_forward",
-            [(self.value(x), 0), (self.value(w), 0),
-             (self.value(bias), 0) if bias is not None else None,
+            [self.ref(x), self.ref(w), self.ref(bias) if bias is not None else None,
              (self.value(pre), 0) if pre is not None else None, (self.value(head), 0)],
             m=m, n=n, k=k, subop=code, alpha=alpha,
             flags=frozenset({"trans_b"} if tb else ()), note=head.label))
+
+    def _dense_backward(self, g: Node, d_w: tuple | None, d_x: tuple | None, d_b: Node | None,
+                        trans: bool) -> None:
+        act = g.op in _ACT_GRADS
+        if act:
+            ct, saved = g.inputs
+            code, alpha = _ACT_CODES[_ACT_GRADS[g.op]], g.attrs["alpha"]
+        else:
+            ct, saved = g, None
+            code, alpha = _core._ACTIVATIONS["identity"], 0.0
+        m, n = dim_size(g.shape[0]), dim_size(g.shape[1])
+        if d_w is not None:
+            k = dim_size(d_w[1].shape[1])
+        else:
+            w = d_x[1]
+            k = dim_size(w.shape[1] if trans else w.shape[0])
+        self.emit(Instr(
+            "dense_backward",
+            [self.ref(d_w[1]) if d_w is not None else None,
+             self.ref(d_x[1]) if d_x is not None else None,
+             self.ref(saved) if saved is not None else None, self.ref(ct),
+             (self.value(g), 0) if act else None,
+             (self.value(d_x[0]), 0) if d_x is not None else None,
+             (self.value(d_w[0]), 0) if d_w is not None else None,
+             (self.value(d_b), 0) if d_b is not None else None],
+            m=m, n=n, k=k, subop=code, alpha=alpha,
+            flags=frozenset({"trans_b"} if trans else ()), note=f"backward({g.label})"))
+
+    def _fused(self, node: Node, kind: str, *detail) -> None:
+        if kind == "dense_backward":
+            return self._dense_backward(*detail)
+        if kind == "one_hot":
+            index, scale, depth = detail
+            return self.emit(Instr("one_hot", [self.ref(index), self.ref(scale),
+                                               (self.value(node), 0)],
+                                   m=shape_size(index.shape, node.label), n=(depth, 0),
+                                   note=node.label))
+        diff, saved, axis = detail
+        m, n, k = axis_view(node.shape, axis, node.label)
+        self.emit(Instr(kind, [self.ref(diff), self.ref(saved), (self.value(node), 0)],
+                        m=m, n=n, k=k, note=node.label))
 
     def _gemm(self, node: Node, dst: Value, accumulate: bool) -> None:
         a, b = node.inputs
@@ -240,7 +466,7 @@ class Lowering:
         n = dim_size(b_shape[0] if tb else b_shape[1])
         flags = {f for f, on in (("trans_a", ta), ("trans_b", tb), ("accumulate", accumulate))
                  if on}
-        self.emit(Instr("gemm", [(self.value(a), 0), (self.value(b), 0), (dst, 0)],
+        self.emit(Instr("gemm", [self.ref(a), self.ref(b), (dst, 0)],
                         m=m, n=n, k=k, alpha=1.0, flags=frozenset(flags), note=node.label))
 
     def _reduce(self, node: Node, dst: Value, accumulate: bool) -> None:
@@ -248,7 +474,7 @@ class Lowering:
         flags = {"accumulate"} if accumulate else set()
         if node.op == "mean":
             flags.add("mean")
-        src = [(self.value(x), 0), (dst, 0)]
+        src = [self.ref(x), (dst, 0)]
         nd = x.ndim
         if len(axes) == nd:
             self.emit(Instr("sum_all", src, n=shape_size(x.shape, node.label),
@@ -268,7 +494,7 @@ class Lowering:
 
     def _copy_into(self, node: Node, dst: Value, accumulate: bool) -> None:
         """dst (=|+=) node's value, broadcast to dst's shape when it has fewer elements."""
-        self.emit(Instr("unary", [(self.value(node), 0), (dst, 0)], m=ONE,
+        self.emit(Instr("unary", [self.ref(node), (dst, 0)], m=ONE,
                         n=shape_size(node.shape, node.label), strides=(0, 1),
                         subop=_core.PLAN_UNARY["copy"],
                         flags=frozenset({"accumulate"} if accumulate else ()), note=node.label))
@@ -297,18 +523,22 @@ class Lowering:
         if op in _BINARY:
             rows, cols, (sa, sb) = broadcast_view(node, list(node.inputs))
             return self.emit(Instr(
-                "binary", [(self.value(node.inputs[0]), 0), (self.value(node.inputs[1]), 0),
+                "binary", [self.ref(node.inputs[0]), self.ref(node.inputs[1]),
                            (self.value(node), 0)],
                 m=rows, n=cols, strides=sa + sb, subop=_core.PLAN_BINARY[op], note=node.label))
-        if op in _UNARY or op in ("broadcast_to", "reshape"):
+        if op in _UNARY or op == "broadcast_to":
             x = node.inputs[0]
             if op == "broadcast_to":
                 rows, cols, (sa,) = broadcast_view(node, [x])
             else:
                 rows, cols, sa = ONE, shape_size(node.shape, node.label), (0, 1)
             code = _core.PLAN_UNARY[_UNARY.get(op, "copy")]
-            return self.emit(Instr("unary", [(self.value(x), 0), (self.value(node), 0)],
+            return self.emit(Instr("unary", [self.ref(x), (self.value(node), 0)],
                                    m=rows, n=cols, strides=sa, subop=code, note=node.label))
+        if op == "reshape":
+            return self.share(node, self.ref(node.inputs[0]))
+        if op == "cast":
+            return self._cast(node)
         if op == "transpose":
             return self._transpose(node)
         if op == "count":
@@ -318,13 +548,13 @@ class Lowering:
                                    note=node.label))
         if op in _ACT_CODES:
             n = shape_size(node.shape, node.label)
-            return self.emit(Instr("act_forward", [(self.value(node.inputs[0]), 0),
+            return self.emit(Instr("act_forward", [self.ref(node.inputs[0]),
                                                    (self.value(node), 0)],
                                    n=n, subop=_ACT_CODES[op], alpha=node.attrs["alpha"],
                                    note=node.label))
         if op in _ACT_GRADS:
             g, saved = node.inputs
-            return self.emit(Instr("act_backward", [(self.value(g), 0), (self.value(saved), 0),
+            return self.emit(Instr("act_backward", [self.ref(g), self.ref(saved),
                                                     (self.value(node), 0)],
                                    n=shape_size(node.shape, node.label),
                                    subop=_ACT_CODES[_ACT_GRADS[op]], alpha=node.attrs["alpha"],
@@ -333,19 +563,169 @@ class Lowering:
             return self._loss(node)
         if op in _LOSS_GRADS:
             return self._loss_grad(node)
+        if op in _ROWWISE:
+            x, axis = node.inputs[0], node.attrs["axis"]
+            m, n, k = axis_view(x.shape, axis, node.label)
+            return self.emit(Instr(_ROWWISE[op], [self.ref(x), (self.value(node), 0)],
+                                   m=m, n=n, k=k, note=node.label))
+        handler = getattr(self, f"_lower_{op}", None)
+        if handler is not None:
+            return handler(node)
         raise CompileError(f"op {op!r} ({node.label}) is not supported by the plan compiler; "
                            f"supported ops: {', '.join(SUPPORTED_OPS)}")
+
+    # ---- selection, index and layout ops ----------------------------------------------------
+
+    def _lower_where(self, node: Node) -> None:
+        rows, cols, (sc, sa, sb) = broadcast_view(node, list(node.inputs))
+        self.emit(Instr("where", [self.ref(x) for x in node.inputs] + [(self.value(node), 0)],
+                        m=rows, n=cols, strides=sc + sa + sb, note=node.label))
+
+    def _lower_one_hot(self, node: Node) -> None:
+        index = node.inputs[0]
+        self.emit(Instr("one_hot", [self.ref(index), None, (self.value(node), 0)],
+                        m=shape_size(index.shape, node.label), n=(node.attrs["depth"], 0),
+                        note=node.label))
+
+    def _cast(self, node: Node) -> None:
+        x = node.inputs[0]
+        if x.op == "placeholder" and x.dtype == np.int64:
+            # a cast rounds where the integer has no exact float (subop 0)
+            return self.emit(Instr("from_int64", [(self.value(x), 0), (self.value(node), 0)],
+                                   n=shape_size(x.shape, node.label), note=node.label))
+        # integers and bools are stored as exact floats already
+        self.share(node, self.ref(x))
+
+    def _lower_argmax(self, node: Node) -> None:
+        x, axis = node.inputs[0], node.attrs["axis"]
+        self._max_argmax(node, x, axis_view(x.shape, axis, node.label), None,
+                         (self.value(node), 0))
+
+    def _max_argmax(self, node: Node, x: Node, view: tuple, dst_max: Ref | None,
+                    dst_index: Ref | None) -> None:
+        m, n, k = view
+        if dst_index is not None and n[1] == 0 and n[0] > EXACT_INT[self.dtype]:
+            raise CompileError(f"{node.op} {node.label}: indices up to {n[0]} are not exact in "
+                               f"a {self.dtype.name} plan (at most {EXACT_INT[self.dtype]})")
+        self.emit(Instr("max_argmax", [self.ref(x), dst_max, dst_index], m=m, n=n, k=k,
+                        note=node.label))
+
+    def _outputs_of(self, node: Node) -> dict[int, list[Node]]:
+        """The output projections of a multi-output node, by index."""
+        found: dict[int, list[Node]] = {}
+        for u in self.consumers[node.id]:
+            if u.op == "output":
+                found.setdefault(u.attrs["index"], []).append(u)
+        return found
+
+    def _lower_output(self, node: Node) -> None:
+        """Lowered with its multi-output node, which wrote or aliased it already."""
+
+    def _share_rest(self, outs: list[Node]) -> None:
+        for other in outs[1:]:
+            self.share(other, self.ref(outs[0]))
+
+    def _lower_group_max(self, node: Node) -> None:
+        (x,), size = node.inputs, node.attrs["size"]
+        outs = self._outputs_of(node)
+        if not outs:
+            return
+        groups = shape_size(x.shape[:-1] + (x.shape[-1] // size,), node.label)
+        dst = [(self.value(outs[i][0]), 0) if i in outs else None for i in (0, 1)]
+        self._max_argmax(node, x, (groups, (size, 0), ONE), dst[0], dst[1])
+        for same in outs.values():
+            self._share_rest(same)
+
+    def _lower_split(self, node: Node) -> None:
+        (x,), axis, sizes = node.inputs, node.attrs["axis"], node.attrs["sizes"]
+        outer = shape_size(x.shape[:axis], node.label)
+        inner = shape_size(x.shape[axis + 1:], node.label)
+        width = size_product(dim_size(x.shape[axis]), inner, node.label)
+        if width[1] or inner[1]:
+            raise CompileError(f"split {node.label}: pieces of shape {format_shape(x.shape)} "
+                               f"along axis {axis} must have a static row length")
+        source, extra = self.ref(x)
+        start = 0
+        for i, piece in enumerate(sizes):
+            cols = piece * inner[0]
+            outs = self._outputs_of(node).get(i, [])
+            if outs:
+                first = outs[0]
+                if outer == ONE:
+                    self.share(first, (source, extra + start))
+                else:
+                    self.emit(Instr("unary", [(source, extra + start), (self.value(first), 0)],
+                                    m=outer, n=(cols, 0), strides=(width[0], 1),
+                                    subop=_core.PLAN_UNARY["copy"], note=first.label))
+                self._share_rest(outs)
+            start += cols
+
+    def _lower_concat(self, node: Node) -> None:
+        axis = node.attrs["axis"]
+        outer = shape_size(node.shape[:axis], node.label)
+        inner = shape_size(node.shape[axis + 1:], node.label)
+        width = size_product(dim_size(node.shape[axis]), inner, node.label)
+        if width[1] or inner[1]:
+            raise CompileError(f"concat {node.label}: the result of shape "
+                               f"{format_shape(node.shape)} must have a static row length "
+                               f"from axis {axis} on")
+        dst = self.value(node)
+        start = 0
+        for x in node.inputs:
+            cols = x.shape[axis] * inner[0]
+            self.emit(Instr("copy_strided", [self.ref(x), (dst, start)], m=outer, n=(cols, 0),
+                            strides=(cols, 1, width[0], 1), note=f"{node.label}[{start}:]"))
+            start += cols
+
+    def _lower_prelu(self, node: Node) -> None:
+        x, alpha = node.inputs
+        self.emit(Instr("prelu_forward", [self.ref(x), self.ref(alpha), (self.value(node), 0)],
+                        m=dim_size(x.shape[0]), n=dim_size(x.shape[1]), k=(alpha.shape[0], 0),
+                        note=node.label))
+
+    def _lower_prelu_grad(self, node: Node) -> None:
+        g, x, alpha = node.inputs
+        outs = self._outputs_of(node)
+        if not outs:
+            return
+        dst = [(self.value(outs[i][0]), 0) if i in outs else
+               (self.scratch(f"unused({node.label})", shape_size(node.shapes[i])), 0)
+               for i in (0, 1)]
+        self.emit(Instr("prelu_backward", [self.ref(g), self.ref(x), self.ref(alpha)] + dst,
+                        m=dim_size(x.shape[0]), n=dim_size(x.shape[1]), k=(alpha.shape[0], 0),
+                        note=node.label))
+        for same in outs.values():
+            self._share_rest(same)
+
+    def _lower_sqdist(self, node: Node) -> None:
+        x, c = node.inputs
+        self.emit(Instr("sqdist", [self.ref(x), self.ref(c), (self.value(node), 0)],
+                        m=dim_size(x.shape[0]), n=dim_size(c.shape[0]), k=dim_size(x.shape[1]),
+                        note=node.label))
+
+    def _lower_dropout(self, node: Node) -> None:
+        seed = node.attrs["seed"]
+        self.emit(Instr("dropout", [self.ref(node.inputs[0]), (self.value(node), 0)],
+                        n=shape_size(node.shape, node.label), alpha=node.attrs["p"],
+                        hyper=(seed & 0xFFFFFFFF, seed >> 32), note=node.label))
 
     def _transpose(self, node: Node) -> None:
         x = node.inputs[0]
         if x.ndim < 2:
-            return self._copy_into(x, self.value(node), False)
-        if x.ndim != 2 or x.shape[1] is None:
+            return self.share(node, self.ref(x))
+        if x.ndim != 2:
             raise CompileError(f"transpose {node.label} of shape {format_shape(x.shape)}: "
-                               f"plans transpose matrices with a static number of columns only")
-        self.emit(Instr("unary", [(self.value(x), 0), (self.value(node), 0)],
+                               f"plans transpose matrices only")
+        if x.shape[1] is None:
+            return self.emit(Instr("transpose", [self.ref(x), (self.value(node), 0)],
+                                   m=dim_size(x.shape[0]), n=dim_size(x.shape[1]),
+                                   note=node.label))
+        source, extra = self.ref(x)
+        self.emit(Instr("unary", [(source, extra), (self.value(node), 0)],
                         m=dim_size(x.shape[1]), n=dim_size(x.shape[0]), strides=(1, x.shape[1]),
                         subop=_core.PLAN_UNARY["copy"], note=node.label))
+
+    # ---- losses -----------------------------------------------------------------------------
 
     def _labels(self, node: Node, labels: Node) -> Value:
         if labels.op != "placeholder" or labels.dtype != np.int64:
@@ -358,7 +738,7 @@ class Lowering:
         key = (z.id, y.id, reduction)
         if key not in self.probs:
             probs = self.scratch(f"probs({z.label})", shape_size(z.shape, z.label))
-            self.emit(Instr("xent_forward", [(self.value(z), 0), (self._labels(z, y), 0),
+            self.emit(Instr("xent_forward", [self.ref(z), (self._labels(z, y), 0),
                                              (probs, 0), (loss, 0)],
                             m=dim_size(z.shape[0]), n=dim_size(z.shape[1]),
                             flags=frozenset({"mean"} if reduction == "mean" else ()),
@@ -377,8 +757,7 @@ class Lowering:
             else:
                 self._xent_forward(a, b, reduction, self.value(node))
             return
-        self.emit(Instr(f"{kind}_forward", [(self.value(a), 0), (self.value(b), 0),
-                                            (self.value(node), 0)],
+        self.emit(Instr(f"{kind}_forward", [self.ref(a), self.ref(b), (self.value(node), 0)],
                         n=shape_size(a.shape, node.label),
                         flags=frozenset({"mean"} if reduction == "mean" else ()),
                         note=node.label))
@@ -392,7 +771,7 @@ class Lowering:
         if ct.op == "constant":
             alpha = float(ct.value)
         else:
-            ct_ref = (self.value(ct), 0)
+            ct_ref = self.ref(ct)
         if kind == "xent":
             probs, _ = self._xent_forward(a, b, reduction,
                                           self.scratch(f"loss({a.label})", ONE))
@@ -400,7 +779,7 @@ class Lowering:
                                                      ct_ref, (self.value(node), 0)],
                                    m=dim_size(a.shape[0]), n=dim_size(a.shape[1]), alpha=alpha,
                                    flags=flags, note=node.label))
-        self.emit(Instr(f"{kind}_backward", [(self.value(a), 0), (self.value(b), 0), ct_ref,
+        self.emit(Instr(f"{kind}_backward", [self.ref(a), self.ref(b), ct_ref,
                                              (self.value(node), 0)],
                         n=shape_size(a.shape, node.label), alpha=alpha, flags=flags,
                         note=node.label))

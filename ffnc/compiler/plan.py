@@ -20,11 +20,19 @@ class Plan:
     of the parameter or gradient arena (writing a view changes the plan's parameter); the
     views keep the plan's memory alive. ``memory`` reports the activation arena against the
     naive one-buffer-per-value size, in elements.
+
+    A training plan also has its ``optimizer`` (an ffnc.optim optimizer, or None), a settable
+    learning rate ``lr``, the ``step`` counter, ``optimizer_state()`` (zero-copy views of the
+    optimizer's buffers) and, with gradient clipping, ``grad_norm``. Parameters, optimizer
+    state and step are everything an update reads: restoring them resumes training
+    bit-identically.
     """
 
     def __init__(self, handle: _core.PlanHandle, *, outputs: list[tuple[Node, Value]],
                  single: bool, inputs: list[Node], params: dict[Node, Value],
-                 instrs: list[Instr], memory: MemoryReport, records: list[Node]) -> None:
+                 instrs: list[Instr], memory: MemoryReport, records: list[Node],
+                 optimizer: Any = None, optimizer_state: dict[str, Value] | None = None,
+                 grad_norm: Value | None = None) -> None:
         self._handle = handle
         self._outputs = outputs
         self._single = single
@@ -42,9 +50,20 @@ class Plan:
             self._view(value.arena, value, node.shape) if value.size[1] == 0 else None
             for node, value in outputs
         ]
+        # Bool and integer outputs (a comparison, an argmax) are stored exactly in the plan's
+        # float dtype and converted back to the node's dtype on the way out.
+        self._cast_to = [node.dtype if node.dtype != handle.dtype else None
+                         for node, _ in outputs]
+        # The common case (a loss, metrics) takes the shortest path through run().
+        self._all_fixed = all(f is not None for f in self._fixed_views) \
+            and all(c is None for c in self._cast_to)
         self.instructions = list(instrs)
         self.memory = memory
         self.records = list(records)
+        self.optimizer = optimizer
+        self._optimizer_state = {name: self._view("state", v, (size_at(v.size, 1),))
+                                 for name, v in (optimizer_state or {}).items()}
+        self._grad_norm = self._view("state", grad_norm, (1,)) if grad_norm is not None else None
 
     def _view(self, arena: str, value: Value, shape: tuple) -> np.ndarray:
         flat = self._arenas[arena]
@@ -67,6 +86,31 @@ class Plan:
     @step.setter
     def step(self, value: int) -> None:
         self._handle.step = value
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the optimizer's update (the optimizer's lr until set).
+        Settable between runs (a finite number >= 0); ValueError for a plan without an
+        optimizer. ``run_epoch(..., lr_scale=...)`` multiplies it per step without changing
+        it."""
+        return self._handle.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._handle.lr = value
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's state buffers by name ("velocity"; "m", "v"; "square_avg",
+        "momentum_buffer", "grad_avg"; none for SGD), each a writable zero-copy 1-D view the
+        size of the parameter arena, in its layout. Writing them (with ``step``) restores a
+        checkpoint."""
+        return dict(self._optimizer_state)
+
+    @property
+    def grad_norm(self) -> float | None:
+        """The global L2 norm of the gradients before clipping, at the last step (0.0 before
+        the first; in the plan's dtype); None for a plan without gradient clipping."""
+        return None if self._grad_norm is None else float(self._grad_norm[0])
 
     @property
     def param_arena(self) -> np.ndarray:
@@ -101,25 +145,66 @@ class Plan:
     def run(self, feed: Mapping[Any, np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """One step over `feed` (placeholder node or name -> array): forward, backward and
         the optimizer update when the plan has one. Returns copies of the outputs."""
-        batch = self._handle.run(self._arrays(feed))
+        return self._results(self._handle.run(self._arrays(feed)))
+
+    def _results(self, batch: int) -> np.ndarray | list[np.ndarray]:
+        """Copies of the outputs of the step just run over `batch` rows."""
+        if self._all_fixed:
+            if self._single:
+                return self._fixed_views[0].copy()
+            return [view.copy() for view in self._fixed_views]
         results = []
-        for (node, value), fixed in zip(self._outputs, self._fixed_views, strict=True):
-            if fixed is not None:
-                results.append(fixed.copy())
-                continue
-            flat = self._arenas[value.arena]
-            n = size_at(value.size, batch)
-            results.append(flat[value.offset:value.offset + n]
-                           .reshape(resolve_shape(node.shape, batch)).copy())
+        for (node, value), fixed, cast in zip(self._outputs, self._fixed_views, self._cast_to,
+                                              strict=True):
+            if fixed is None:
+                flat = self._arenas[value.arena]
+                n = size_at(value.size, batch)
+                fixed = flat[value.offset:value.offset + n].reshape(resolve_shape(node.shape,
+                                                                                  batch))
+            results.append(fixed.copy() if cast is None else fixed.astype(cast))
         return results[0] if self._single else results
 
-    def run_epoch(self, feed: Mapping[Any, np.ndarray], batch_size: int) -> np.ndarray:
+    def run_epoch(self, feed: Mapping[Any, np.ndarray], batch_size: int,
+                  lr_scale: np.ndarray | None = None) -> np.ndarray:
         """Steps over whole-dataset arrays in minibatches of batch_size rows, in order (the
         last may be smaller), in one call into C. Returns the scalar outputs after each
-        step, shape (steps, number of scalar outputs) (see ``records``)."""
+        step, shape (steps, number of scalar outputs) (see ``records``).
+
+        lr_scale: None, or a float64 array of ceil(rows / batch_size) learning-rate
+        multipliers, finite and >= 0: step s updates with ``lr * lr_scale[s]`` (e.g.
+        ``schedule.multipliers(plan.step, steps)`` from ffnc.optim); ``lr`` itself is
+        unchanged. Checked before any step runs."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-        return self._handle.run_epoch(self._arrays(feed), int(batch_size))
+        return self._handle.run_epoch(self._arrays(feed), int(batch_size), lr_scale)
+
+    # ---- a step in two phases, for work on the gradients between them (ffnc.distributed
+    # averages them across processes)
+
+    def compute_gradients(self, feed: Mapping[Any, np.ndarray]) -> int:
+        """The first phase of a step over `feed` (as run's): forward and backward, every
+        instruction before the update, leaving the gradients in ``grad_arena`` (unclipped).
+        Change them there if you will, then call ``apply_update()``: the two calls do what
+        ``run(feed)`` does, bit for bit. Returns the batch size (rows)."""
+        return self._handle.compute_gradients(self._arrays(feed))
+
+    def apply_update(self) -> np.ndarray | list[np.ndarray]:
+        """The second phase of the step ``compute_gradients`` began: gradient clipping and the
+        optimizer update from ``grad_arena`` as it is now (then any instruction after them);
+        counts the step. Returns the outputs, as ``run`` does. A RuntimeError without a
+        preceding ``compute_gradients``."""
+        return self._results(self._handle.apply_update())
+
+    @property
+    def outputs(self) -> list[Node]:
+        """The nodes each run returns, in order (the scalar ones are also ``records``)."""
+        return [node for node, _ in self._outputs]
+
+    @property
+    def update_begin(self) -> int:
+        """Index in ``instructions`` of the first instruction of the update phase (the first
+        that clips or applies the gradients); ``len(instructions)`` when there is none."""
+        return self._handle.update_begin
 
     def describe(self) -> str:
         """The instruction list, one line each, and the memory report."""

@@ -59,15 +59,20 @@ def _check_result(node: Node, value: Any, batch: int | None) -> None:
                                f"promised {expected} {dtype.name}")
 
 
-def evaluate(outputs: Node | Sequence[Node],
-             feed: Mapping[Node, Any] | None = None) -> np.ndarray | list[np.ndarray]:
+def evaluate(outputs: Node | Sequence[Node], feed: Mapping[Node, Any] | None = None, *,
+             step: int = 0) -> np.ndarray | list[np.ndarray]:
     """The values of `outputs`, computed in numpy from `feed` (placeholder or parameter node ->
     array).
 
     Every placeholder the outputs depend on must be fed with its exact dtype and shape (the
     batch dimension None takes the size fed, the same for every placeholder). Parameters use
-    their stored value unless fed. Returns one array, or a list for a list of outputs.
+    their stored value unless fed. `step` is the training step (the steps run before this
+    one), which ops such as dropout read to draw a fresh mask each step, as a compiled plan
+    does from its step counter. Returns one array, or a list for a list of outputs.
     """
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
+            or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
     single = isinstance(outputs, Node)
     outs = [outputs] if single else list(outputs)
     for out in outs:
@@ -91,8 +96,10 @@ def evaluate(outputs: Node | Sequence[Node],
             value = node.value
         else:
             args = [values[x.id] for x in node.inputs]
+            op = REGISTRY[node.op]
             with np.errstate(all="ignore"):  # NaN and inf are values here, as in the kernels
-                value = REGISTRY[node.op].forward(args, node, batch)
+                value = (op.forward(args, node, batch, int(step)) if op.uses_step
+                         else op.forward(args, node, batch))
             if isinstance(value, np.generic):
                 value = np.asarray(value)
             _check_result(node, value, batch)

@@ -151,7 +151,7 @@ def _fold(node: Node, inputs: list[Node]) -> Node | None:
         if all(d is not None for d in dims):
             return constant(np.prod(dims, dtype=np.int64), dtype=node.dtype)
         return None
-    if not inputs or any(x.op != "constant" for x in inputs):
+    if not inputs or any(x.op != "constant" for x in inputs) or REGISTRY[node.op].uses_step:
         return None
     size = int(np.prod(node.shape, dtype=np.int64))
     if size > max(_FOLD_LIMIT, *(x.value.size for x in inputs)):

@@ -52,14 +52,19 @@ from ffnc.graph.ops.activation import (
 from ffnc.graph.ops.reduce import group_max, log_softmax, logsumexp, maxout, mean, softmax
 from ffnc.graph.ops.linalg import matmul, sqdist
 from ffnc.graph.ops.loss import LOSSES, bce_with_logits, l1, mse, softmax_cross_entropy
+from ffnc.graph.ops.indexing import argmax
+from ffnc.graph.ops.noise import dropout
+from ffnc.graph.ops.units import prelu
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "REGISTRY", "Op",
-    "abs", "activation", "add", "add_all", "bce_with_logits", "broadcast_to", "cast", "concat",
+    "abs", "activation", "argmax", "dropout", "add", "add_all", "bce_with_logits",
+    "broadcast_to", "cast", "concat",
     "count", "div", "elu", "equal", "exp", "gelu", "greater", "greater_equal", "group_max",
     "hard_tanh", "l1", "leaky_relu", "less", "less_equal", "log", "log_softmax", "logsumexp",
     "matmul", "maximum", "maxout", "mean", "minimum", "mse", "mul", "neg", "one_hot",
-    "outputs", "relu", "reshape", "sigmoid", "softmax", "softmax_cross_entropy", "softplus",
+    "outputs", "prelu", "relu", "reshape", "sigmoid", "softmax", "softmax_cross_entropy",
+    "softplus",
     "split", "sqdist", "sqrt", "square", "sub", "sum", "tanh", "transpose", "unbroadcast",
     "where", "zeros_like",
 ]

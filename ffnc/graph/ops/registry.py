@@ -10,6 +10,9 @@ An entry puts side by side what the op computes and how it is differentiated:
   Multi-output ops receive a list with one cotangent (or None) per output.
 - ``jvp(node, tangents)``: the tangent of the output, as a graph node (None for zero), given
   one tangent (or None) per input. Multi-output ops return one tangent per output.
+- ``uses_step``: the forward also takes ``step``, the training step (the interpreter's
+  ``evaluate(..., step=)``, a plan's step counter), as dropout does to draw a fresh mask per
+  step: ``forward(values, node, batch, step)``. Such ops are never folded into constants.
 - ``kernel``: the C entry point the compiler maps the op to (a name in ``csrc/include/ffnc.h``),
   or None where the compiler emits a generic element-wise, reduction or layout instruction.
 
@@ -38,6 +41,7 @@ class Op:
     kernel: str | None = None
     smooth: bool = False
     differentiable: bool = True
+    uses_step: bool = False
     doc: str = ""
 
 

@@ -409,7 +409,7 @@ def one_hot(indices: Node, depth: int, dtype: Any = np.float32) -> Node:
 
 def _cast_infer(inputs: list[Node], attrs: dict) -> tuple:
     (x,) = inputs
-    if x.dtype not in FLOAT_DTYPES and x.dtype not in INDEX_DTYPES:
+    if x.dtype not in FLOAT_DTYPES and x.dtype not in INDEX_DTYPES and x.dtype != bool:
         raise TypeError(f"cast: {x.label} has dtype {x.dtype.name}, which cannot be cast")
     return x.shape, attrs["dtype"]
 
@@ -422,12 +422,14 @@ register(Op(
                           if node.inputs[0].dtype in FLOAT_DTYPES else None],
     jvp=lambda node, t: cast(t[0], node.dtype),
     smooth=True,
-    doc="An explicit conversion to another float dtype (the only way dtypes change).",
+    doc="An explicit conversion to another float dtype (the only way dtypes change); "
+        "integers and bools (True -> 1) convert too.",
 ))
 
 
 def cast(x: Node, dtype: Any) -> Node:
-    """x converted to float32 or float64: explicit, since ops never mix dtypes."""
+    """x (float, integer or bool) converted to float32 or float64: explicit, since ops never
+    mix dtypes. A bool mask becomes 0/1, so mean(cast(equal(a, b), float32)) is an accuracy."""
     dt = np.dtype(dtype)
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"cast: target dtype must be float32 or float64, got {dt}")

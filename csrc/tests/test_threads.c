@@ -1,0 +1,77 @@
+/* The thread count: it follows the calling thread's OpenMP default until set, and the per-thread
+ * cap (threadpoolctl's handle) bounds both the default and an explicit count, in the calling
+ * thread only. */
+#include <omp.h>
+#include <pthread.h>
+
+#include "check.h"
+
+static void *count_in_a_new_thread(void *out) {
+    *(int *)out = ffnc_get_num_threads();
+    return NULL;
+}
+
+static int count_in_another_thread(void) {
+    pthread_t thread;
+    int count = -1;
+    if (pthread_create(&thread, NULL, count_in_a_new_thread, &count) != 0) return -1;
+    pthread_join(thread, NULL);
+    return count;
+}
+
+static void test_default_follows_openmp(void) {
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(3);
+    CHECK(ffnc_get_num_threads() == 3);
+    omp_set_num_threads(1);
+    CHECK(ffnc_get_num_threads() == 1);
+    omp_set_num_threads(saved);
+    CHECK(ffnc_get_num_threads() == saved);
+}
+
+static void test_cap_bounds_the_default_in_this_thread_only(void) {
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(4);
+    CHECK_OK(ffnc_set_thread_limit(2));
+    CHECK(ffnc_get_thread_limit() == 2);
+    CHECK(ffnc_get_num_threads() == 2);
+    /* a cap above the count changes nothing */
+    CHECK_OK(ffnc_set_thread_limit(8));
+    CHECK(ffnc_get_num_threads() == 4);
+    /* a new thread has the process's OpenMP default and no cap */
+    int fresh = count_in_another_thread();
+    CHECK_OK(ffnc_set_thread_limit(1));
+    CHECK(ffnc_get_num_threads() == 1);
+    CHECK(count_in_another_thread() == fresh);
+    CHECK_OK(ffnc_set_thread_limit(0));
+    CHECK(ffnc_get_thread_limit() == 0);
+    CHECK(ffnc_get_num_threads() == 4);
+    omp_set_num_threads(saved);
+}
+
+static void test_cap_bounds_an_explicit_count(void) {
+    CHECK_OK(ffnc_set_num_threads(3));
+    omp_set_num_threads(1); /* an explicit count no longer follows OpenMP */
+    CHECK(ffnc_get_num_threads() == 3);
+    CHECK(count_in_another_thread() == 3);
+    CHECK_OK(ffnc_set_thread_limit(1));
+    CHECK(ffnc_get_num_threads() == 1);
+    CHECK(count_in_another_thread() == 3);
+    CHECK_OK(ffnc_set_thread_limit(0));
+    CHECK(ffnc_get_num_threads() == 3);
+}
+
+static void test_bad_values(void) {
+    CHECK_STATUS(ffnc_set_thread_limit(-1), FFNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ffnc_set_num_threads(0), FFNC_ERR_INVALID_ARGUMENT);
+    CHECK(ffnc_get_thread_limit() == 0);
+}
+
+int main(void) {
+    /* first, while no count has been set */
+    test_default_follows_openmp();
+    test_cap_bounds_the_default_in_this_thread_only();
+    test_cap_bounds_an_explicit_count();
+    test_bad_values();
+    return check_report("threads");
+}

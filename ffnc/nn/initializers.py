@@ -1,0 +1,212 @@
+"""Initial values of parameters, each drawn from the model's one numpy Generator.
+
+An initializer is called as ``init(shape, fan_in, fan_out, rng, dtype)``. Values are drawn in
+float64 and rounded to the model's dtype, so a float32 and a float64 model built with the same
+seed start from the same (rounded) values. The variance-scaling families draw from
+
+    uniform(-limit, limit), limit = sqrt(3 scale / n)   or   normal(0, sqrt(scale / n))
+
+with (scale, n) = (1, (fan_in + fan_out) / 2) for Glorot/Xavier, (2, fan_in) for He/Kaiming
+(relu units) and (1, fan_in) for LeCun. ``orthogonal`` draws a random orthogonal matrix (QR of
+a Gaussian one, signs fixed so it is uniformly distributed) times ``gain``; ``constant(0.1)``
+is the lecture's bias for relu units (starting them active).
+
+Names for ``get``: zeros, ones, constant, uniform, normal, glorot_uniform (xavier_uniform),
+glorot_normal (xavier_normal), he_uniform (kaiming_uniform), he_normal (kaiming_normal),
+lecun_uniform, lecun_normal, orthogonal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ffnc.nn.config import Configured
+
+Shape = tuple[int, ...]
+
+
+class Initializer(Configured):
+    """Base class: a rule for the initial value of a parameter."""
+
+    name: str = ""
+
+    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
+                 dtype: np.dtype) -> np.ndarray:
+        return self.draw(tuple(shape), fan_in, fan_out, rng).astype(dtype)
+
+    def draw(self, shape: Shape, fan_in: int, fan_out: int,
+             rng: np.random.Generator) -> np.ndarray:
+        """The values in float64."""
+        raise TypeError(f"{type(self).__name__} does not define draw()")
+
+
+class Zeros(Initializer):
+    """All zeros (the usual bias)."""
+
+    name = "zeros"
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return np.zeros(shape)
+
+
+class Ones(Initializer):
+    """All ones."""
+
+    name = "ones"
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return np.ones(shape)
+
+
+class Constant(Initializer):
+    """Every value equal to `value` (e.g. 0.1 for the biases of relu units)."""
+
+    name = "constant"
+
+    def __init__(self, value: float = 0.0) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ValueError(f"constant initializer: value must be a finite number, got "
+                             f"{value!r}")
+        self.value = float(value)
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return np.full(shape, self.value)
+
+    def get_config(self):
+        return {"class": self.name, "value": self.value}
+
+
+class Uniform(Initializer):
+    """Uniform on [low, high)."""
+
+    name = "uniform"
+
+    def __init__(self, low: float = -0.05, high: float = 0.05) -> None:
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(f"uniform initializer: need finite low <= high, got low={low!r}, "
+                             f"high={high!r}")
+        self.low, self.high = float(low), float(high)
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return rng.uniform(self.low, self.high, shape)
+
+    def get_config(self):
+        return {"class": self.name, "low": self.low, "high": self.high}
+
+
+class Normal(Initializer):
+    """Normal with the given mean and standard deviation."""
+
+    name = "normal"
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
+        if not (math.isfinite(mean) and math.isfinite(stddev) and stddev >= 0):
+            raise ValueError(f"normal initializer: need a finite mean and stddev >= 0, got "
+                             f"mean={mean!r}, stddev={stddev!r}")
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return rng.normal(self.mean, self.stddev, shape)
+
+    def get_config(self):
+        return {"class": self.name, "mean": self.mean, "stddev": self.stddev}
+
+
+class VarianceScaling(Initializer):
+    """Uniform or normal with variance scale / n, n from the fans (see the module docstring)."""
+
+    def __init__(self, scale: float, mode: str, distribution: str, name: str) -> None:
+        self.scale, self.mode, self.distribution, self.name = scale, mode, distribution, name
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        n = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(n, 1)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3 * variance)
+            return rng.uniform(-limit, limit, shape)
+        return rng.normal(0.0, math.sqrt(variance), shape)
+
+
+class Orthogonal(Initializer):
+    """A random orthogonal matrix (rows or columns orthonormal, whichever fit) times gain.
+
+    Shapes with more than two dimensions are flattened to (prod(shape[:-1]), shape[-1]).
+    """
+
+    name = "orthogonal"
+
+    def __init__(self, gain: float = 1.0) -> None:
+        if not (isinstance(gain, (int, float)) and math.isfinite(gain)):
+            raise ValueError(f"orthogonal initializer: gain must be a finite number, got "
+                             f"{gain!r}")
+        self.gain = float(gain)
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal initializer: needs a matrix, got shape {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # Haar-distributed, not biased by QR's signs
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape)
+
+    def get_config(self):
+        return {"class": self.name, "gain": self.gain}
+
+
+def _scaling(scale: float, mode: str, distribution: str, name: str):
+    def make() -> VarianceScaling:
+        return VarianceScaling(scale, mode, distribution, name)
+    make.__doc__ = f"{name}: variance {scale} / {mode}, {distribution}."
+    return make
+
+
+glorot_uniform = _scaling(1.0, "fan_avg", "uniform", "glorot_uniform")
+glorot_normal = _scaling(1.0, "fan_avg", "normal", "glorot_normal")
+he_uniform = _scaling(2.0, "fan_in", "uniform", "he_uniform")
+he_normal = _scaling(2.0, "fan_in", "normal", "he_normal")
+lecun_uniform = _scaling(1.0, "fan_in", "uniform", "lecun_uniform")
+lecun_normal = _scaling(1.0, "fan_in", "normal", "lecun_normal")
+
+_FACTORIES: dict[str, Any] = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "uniform": Uniform, "normal": Normal,
+    "orthogonal": Orthogonal,
+    "glorot_uniform": glorot_uniform, "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform, "he_normal": he_normal,
+    "lecun_uniform": lecun_uniform, "lecun_normal": lecun_normal,
+}
+_ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
+            "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
+NAMES = tuple(_FACTORIES) + tuple(_ALIASES)
+
+
+def get(spec: str | dict | Initializer) -> Initializer:
+    """An initializer from a name ("he_normal"), a config dict ({"class": "constant",
+    "value": 0.1}) or an Initializer (returned as is)."""
+    if isinstance(spec, Initializer):
+        return spec
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("class"), str):
+        options = dict(spec)
+        name = options.pop("class")
+    else:
+        raise TypeError(f"initializer must be a name, a config dict with a 'class' or an "
+                        f"Initializer, got {spec!r}")
+    factory = _FACTORIES.get(_ALIASES.get(name, name))
+    if factory is None:
+        raise ValueError(f"unknown initializer {name!r}; known: {', '.join(NAMES)}")
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise ValueError(f"initializer {name!r}: bad options {options}: {exc}") from None
+
+
+__all__ = ["NAMES", "Constant", "Initializer", "Normal", "Ones", "Orthogonal", "Uniform",
+           "VarianceScaling", "Zeros", "get", "glorot_normal", "glorot_uniform", "he_normal",
+           "he_uniform", "lecun_normal", "lecun_uniform"]
