@@ -34,6 +34,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 import traceback
 import warnings
 import zlib
@@ -81,6 +82,9 @@ def _abort(comm: Any, text: str) -> None:
     sys.stdout.flush()
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
     sys.stderr.flush()
+    # The launcher forwards our stderr through its proxy; MPI_Abort makes it kill the job at
+    # once, which can drop the message still in the pipe. Give the proxy a moment to forward.
+    time.sleep(0.5)
     comm.Abort(1)
     os._exit(1)  # MPI_Abort asks the launcher to kill the job; never run on meanwhile
 

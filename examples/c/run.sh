@@ -61,9 +61,11 @@ if [ $# -ge 2 ]; then
   echo "sanitizers: no errors"
 fi
 
-echo "== Python <-> C checkpoints (tests/test_c_api.py)"
+echo "== Python <-> C checkpoints (tests/test_c_api.py, tests/test_io_c.py)"
 # from $work, so that `python -m pytest` imports the installed ffnc, not the source tree
 (cd "$work" && FFNC_C_PREDICT="$work/examples/predict" \
   FFNC_C_DIGITS_MODEL="$work/digits_model.safetensors" \
   FFNC_C_DIGITS_DATA="$work/digits.safetensors" \
-  "$python" -m pytest -q -p no:cacheprovider --rootdir "$root" "$root/tests/test_c_api.py")
+  FFNC_LIBRARY="$(find "$work/prefix" -name 'libffnc.so' | head -n 1)" \
+  "$python" -m pytest -q -p no:cacheprovider --rootdir "$root" "$root/tests/test_c_api.py" \
+  "$root/tests/test_io_c.py")
