@@ -24,3 +24,15 @@ class Configured:
     def __repr__(self) -> str:
         options = {k: v for k, v in self.get_config().items() if k != "class"}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in options.items())})"
+
+
+def parse_spec(spec: Any, what: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """(name, options) from a name or a config dict {"class": name, **options}; `what` names
+    the argument and `kind` the expected object in the error message."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and isinstance(spec.get("class"), str):
+        options = dict(spec)
+        return options.pop("class"), options
+    raise TypeError(f"{what} must be a name, a config dict with a 'class' or {kind}, "
+                    f"got {spec!r}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ffnc.nn.config import Configured
+from ffnc.nn.config import Configured, parse_spec
 
 Shape = tuple[int, ...]
 
@@ -190,14 +190,7 @@ def get(spec: str | dict | Initializer) -> Initializer:
     "value": 0.1}) or an Initializer (returned as is)."""
     if isinstance(spec, Initializer):
         return spec
-    if isinstance(spec, str):
-        name, options = spec, {}
-    elif isinstance(spec, dict) and isinstance(spec.get("class"), str):
-        options = dict(spec)
-        name = options.pop("class")
-    else:
-        raise TypeError(f"initializer must be a name, a config dict with a 'class' or an "
-                        f"Initializer, got {spec!r}")
+    name, options = parse_spec(spec, "initializer", "an Initializer")
     factory = _FACTORIES.get(_ALIASES.get(name, name))
     if factory is None:
         raise ValueError(f"unknown initializer {name!r}; known: {', '.join(NAMES)}")

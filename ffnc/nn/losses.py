@@ -35,7 +35,7 @@ import numpy as np
 
 import ffnc.graph as G
 from ffnc.graph.ir import INDEX_DTYPES, Node, format_shape
-from ffnc.nn.config import Configured
+from ffnc.nn.config import Configured, parse_spec
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -503,14 +503,7 @@ def get(spec: str | dict | Loss | None) -> Loss | None:
     (returned as is); None stays None."""
     if spec is None or isinstance(spec, Loss):
         return spec
-    if isinstance(spec, str):
-        name, options = spec, {}
-    elif isinstance(spec, dict) and isinstance(spec.get("class"), str):
-        options = dict(spec)
-        name = options.pop("class")
-    else:
-        raise TypeError(f"loss must be a name, a config dict with a 'class' or an "
-                        f"ffnc.nn.losses.Loss, got {spec!r}")
+    name, options = parse_spec(spec, "loss", "an ffnc.nn.losses.Loss")
     cls = LOSSES.get(name)
     if cls is None:
         raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
