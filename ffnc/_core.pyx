@@ -150,13 +150,17 @@ def version() -> str:
 
 
 def set_num_threads(n) -> None:
-    """Sets the number of threads ffnc's kernels use (n >= 1).
+    """Sets the number of threads ffnc's kernels use (n >= 1); None goes back to following
+    OpenMP's count (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl), the default.
 
     Only ffnc's own parallel regions are affected: the process-wide OpenMP setting is not
     changed. Small problems still run on one thread.
     """
+    if n is None:
+        _check(ffnc_set_num_threads(0), "set_num_threads")
+        return
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+        raise TypeError(f"n must be an int or None, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     _check(ffnc_set_num_threads(<int>min(n, 1 << 20)), "set_num_threads")
@@ -165,6 +169,12 @@ def set_num_threads(n) -> None:
 def get_num_threads() -> int:
     """The number of threads ffnc's kernels use."""
     return ffnc_get_num_threads()
+
+
+def configured_num_threads():
+    """The count given to set_num_threads, or None while ffnc follows OpenMP's count."""
+    n = ffnc_get_configured_threads()
+    return None if n == 0 else n
 
 
 def get_isa() -> str:

@@ -40,6 +40,7 @@ cdef extern from "ffnc.h" nogil:
 
     ffnc_status ffnc_set_num_threads(int n)
     int ffnc_get_num_threads()
+    int ffnc_get_configured_threads()
     ffnc_isa ffnc_get_isa()
     ffnc_status ffnc_set_isa(ffnc_isa isa)
     int ffnc_isa_supported(ffnc_isa isa)

@@ -524,7 +524,7 @@ def _threads(threads: Any):
         yield
         return
     n = _int_at_least("fit: threads", threads, 1)
-    before = ffnc.get_num_threads()
+    before = ffnc._core.configured_num_threads()  # None: following OpenMP, as by default
     ffnc.set_num_threads(n)
     try:
         yield

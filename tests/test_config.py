@@ -17,6 +17,33 @@ def test_show_config_names_the_isa_path(capsys):
     assert ffnc.__version__ in out
 
 
+def test_none_follows_openmp_again():
+    saved = ffnc._core.configured_num_threads()
+    try:
+        ffnc.set_num_threads(3)
+        assert ffnc._core.configured_num_threads() == 3
+        ffnc.set_num_threads(None)
+        assert ffnc._core.configured_num_threads() is None
+        assert ffnc.get_num_threads() >= 1
+    finally:
+        ffnc.set_num_threads(saved)
+
+
+def test_fit_threads_leaves_the_default_as_it_was():
+    import numpy as np
+
+    from ffnc import nn
+    saved = ffnc._core.configured_num_threads()
+    ffnc.set_num_threads(None)
+    try:
+        model = nn.Sequential([nn.Dense(2)], input_shape=(3,), loss="mse")
+        x = np.ones((4, 3), np.float32)
+        model.fit(x, np.zeros((4, 2), np.float32), epochs=1, threads=1, verbose=0)
+        assert ffnc._core.configured_num_threads() is None
+    finally:
+        ffnc.set_num_threads(saved)
+
+
 def test_num_threads_round_trip():
     saved = ffnc.get_num_threads()
     try:

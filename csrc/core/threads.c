@@ -17,10 +17,12 @@ static atomic_int configured_threads; /* 0: follow the OpenMP default */
 static _Thread_local int thread_limit; /* 0: no cap for calls from this thread */
 
 ffnc_status ffnc_set_num_threads(int n) {
-    FFNC_REQUIRE(n >= 1, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
     atomic_store(&configured_threads, n);
     return FFNC_OK;
 }
+
+int ffnc_get_configured_threads(void) { return atomic_load(&configured_threads); }
 
 ffnc_status ffnc_set_thread_limit(int n) {
     FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);

@@ -71,8 +71,11 @@ const char *ffnc_version(void);
  * the CPU supports. The environment variable FFNC_ISA=generic|avx2|avx512 forces a path.
  * ------------------------------------------------------------------------------------------- */
 
-/* Sets the number of threads ffnc uses from now on, in every thread (n >= 1). */
+/* Sets the number of threads ffnc uses from now on, in every thread (n >= 1), or goes back to
+ * following the OpenMP default (n = 0). */
 ffnc_status ffnc_set_num_threads(int n);
+/* The count set by ffnc_set_num_threads, or 0 while ffnc follows the OpenMP default. */
+int ffnc_get_configured_threads(void);
 /* The number of threads ffnc's kernels use for calls made from the calling thread: the count
  * set by ffnc_set_num_threads, else the OpenMP default, capped by ffnc_set_thread_limit. */
 int ffnc_get_num_threads(void);

@@ -104,7 +104,7 @@ static void test_argument_checks(void) {
     CHECK_STATUS(ffnc_prelu_forward(FFNC_F64, 2, 2, x, NULL, 1, y), FFNC_ERR_NULL_POINTER);
     CHECK_STATUS(ffnc_bias_forward(FFNC_F64, SIZE_MAX / 2, 3, x, alpha, y), FFNC_ERR_SIZE_OVERFLOW);
     CHECK_STATUS(ffnc_bias_backward(FFNC_F64, 2, 2, x, NULL, 0), FFNC_ERR_NULL_POINTER);
-    CHECK_STATUS(ffnc_set_num_threads(0), FFNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ffnc_set_num_threads(-1), FFNC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ffnc_set_isa((ffnc_isa)9), FFNC_ERR_INVALID_ARGUMENT);
     CHECK(ffnc_status_string((ffnc_status)1234) != NULL);
 }

@@ -61,9 +61,20 @@ static void test_cap_bounds_an_explicit_count(void) {
     CHECK(ffnc_get_num_threads() == 3);
 }
 
+static void test_zero_follows_openmp_again(void) {
+    int saved = omp_get_max_threads();
+    CHECK_OK(ffnc_set_num_threads(3));
+    CHECK(ffnc_get_configured_threads() == 3);
+    CHECK_OK(ffnc_set_num_threads(0));
+    CHECK(ffnc_get_configured_threads() == 0);
+    omp_set_num_threads(2);
+    CHECK(ffnc_get_num_threads() == 2);
+    omp_set_num_threads(saved);
+}
+
 static void test_bad_values(void) {
     CHECK_STATUS(ffnc_set_thread_limit(-1), FFNC_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ffnc_set_num_threads(0), FFNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ffnc_set_num_threads(-1), FFNC_ERR_INVALID_ARGUMENT);
     CHECK(ffnc_get_thread_limit() == 0);
 }
 
@@ -72,6 +83,7 @@ int main(void) {
     test_default_follows_openmp();
     test_cap_bounds_the_default_in_this_thread_only();
     test_cap_bounds_an_explicit_count();
+    test_zero_follows_openmp_again();
     test_bad_values();
     return check_report("threads");
 }
