@@ -143,16 +143,10 @@ def _bench_binary() -> str | None:
 
 
 def machine_description() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
+    import ffnc
+
+    return (f"{ffnc.cpu_model()}, {os.cpu_count()} logical CPUs, "
+            f"{platform.system()} {platform.machine()}")
 
 
 def peak_description(threads: list[int]) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,17 +26,6 @@ try:
     import torch.nn.functional as torch_functional
 except ImportError:  # PyTorch is an optional peer
     torch = None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], seconds: float) -> dict[str, float]:
@@ -159,7 +147,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and smaller cases")
     args = parser.parse_args()
 
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; ffnc {ffnc.__version__} "
+    print(f"machine: {ffnc.cpu_model()}, {os.cpu_count()} cores; ffnc {ffnc.__version__} "
           f"ISA {ffnc.get_isa()}; numpy {np.__version__}; "
           f"torch {torch.__version__ if torch else 'not installed'}")
     rng = np.random.default_rng(0)

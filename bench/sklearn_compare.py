@@ -21,22 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 import warnings
 
 import numpy as np
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
 
 
 def datasets(seed: int = 0):
@@ -104,7 +92,7 @@ def main() -> None:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     thread_counts = [int(t) for t in args.threads.split(",")]
     print(ffnc.config_text())
-    print(f"  cpu:             {cpu_name()}, {os.cpu_count()} logical cpus, load average "
+    print(f"  cpu:             {ffnc.cpu_model()}, {os.cpu_count()} logical cpus, load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"  scikit-learn:    {sklearn.__version__}")
     print(f"settings: hidden {hidden}, relu, adam lr 1e-3, alpha 1e-4, batch {args.batch}, "

@@ -39,6 +39,20 @@ def _register_with_threadpoolctl() -> None:
 _register_with_threadpoolctl()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, where platform knows none)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def show_config() -> None:
     """Prints how ffnc was built and what it runs on: version, ISA path, OpenMP, threads."""
     print(config_text())
@@ -57,7 +71,7 @@ def config_text() -> str:
         f"  OpenMP:          {openmp_info()}",
         f"  threads:         {get_num_threads()} (ffnc.set_num_threads, else OMP_NUM_THREADS; "
         "threadpoolctl limits apply)",
-        f"  machine:         {platform.machine()}, {platform.processor() or 'unknown cpu'}",
+        f"  machine:         {platform.machine()}, {cpu_model()}",
         f"  python / numpy:  {platform.python_version()} / {numpy.__version__}",
     ]
     return "\n".join(lines)
@@ -66,6 +80,7 @@ def config_text() -> str:
 __all__ = [
     "__version__",
     "config_text",
+    "cpu_model",
     "datasets",
     "diagnose",
     "get_isa",
