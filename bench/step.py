@@ -2,15 +2,20 @@
 vs PyTorch eager (when importable): same model, same thread count, ratios from one run.
 
     python bench/step.py [--threads T] [--configs xor,small,mnist,wide,deep] [--seconds S]
+                         [--memory]
 
 Models: relu MLPs with softmax cross-entropy, float32. Prints the machine and the threads.
+"ffnc us" is one Plan.run per step (a Python call each); "epoch us" is the cost per step of
+Plan.run_epoch over 256 batches in one call, as ffnc.train.fit trains. The timings of the
+frameworks are interleaved over rounds and the median round is reported, so a burst of load
+on the machine touches all of them alike. --memory runs each config's ffnc and numpy steps in
+fresh processes and reports their peak resident set.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -42,7 +47,21 @@ def ffnc_step(sizes, batch, weights):
             h = G.relu(h)
     loss = G.softmax_cross_entropy(h, y)
     plan = compile(loss, loss=loss, optimizer=Momentum(0.01, 0.9), batch_size=batch)
+    return plan
+
+
+def ffnc_run(plan):
     return lambda xv, yv: plan.run({"x": xv, "y": yv})
+
+
+EPOCH_STEPS = 256
+
+
+def ffnc_epoch(plan):
+    """A step's share of one run_epoch call over EPOCH_STEPS copies of the batch."""
+    def step(xs, ys):
+        plan.run_epoch({"x": xs, "y": ys}, len(ys) // EPOCH_STEPS)
+    return step
 
 
 def numpy_step(sizes, batch, weights):
@@ -100,16 +119,72 @@ def torch_step(sizes, batch, weights, threads):
     return step
 
 
-def timed(step, args, seconds):
-    for _ in range(3):
-        step(*args)
-    n, start = 0, time.perf_counter()
-    while True:
-        step(*args)
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed > seconds and n >= 5:
-            return elapsed / n * 1e6
+def timed(steps: dict, seconds: float, rounds: int = 5) -> dict:
+    """us per step of each of `steps` (name -> (function, args, steps per call)), measured in
+    interleaved rounds of about seconds / rounds each; the median round."""
+    for fn, args, _ in steps.values():
+        for _ in range(3):
+            fn(*args)
+    per_round = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, (fn, args, per_call) in steps.items():
+            n, start = 0, time.perf_counter()
+            while True:
+                fn(*args)
+                n += 1
+                elapsed = time.perf_counter() - start
+                if elapsed > seconds / rounds and n >= 3:
+                    break
+            per_round[name].append(elapsed / (n * per_call) * 1e6)
+    return {name: float(np.median(times)) for name, times in per_round.items()}
+
+
+def peak_rss_child(framework: str, config: str, threads: int, seconds: float) -> None:
+    """(--child) runs one framework's step on one config for `seconds`, prints its peak RSS in
+    KiB: VmHWM on Linux (ru_maxrss would include the parent's memory, inherited over exec)."""
+    sizes, batch = CONFIGS[config]
+    rng = np.random.default_rng(0)
+    weights = init(sizes, rng)
+    xv = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    yv = rng.integers(0, sizes[-1], batch)
+    if framework == "ffnc":
+        import ffnc
+        ffnc.set_num_threads(threads)
+        step = ffnc_run(ffnc_step(sizes, batch, weights))
+    elif framework == "numpy":
+        step = numpy_step(sizes, batch, weights)
+    elif framework == "none":
+        step = None
+    else:
+        raise SystemExit(f"unknown framework {framework!r}")
+    del weights
+    start = time.perf_counter()
+    while step is not None and time.perf_counter() - start < seconds:
+        step(xv, yv)
+    try:
+        with open("/proc/self/status") as status:
+            print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+    except OSError:
+        import resource
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def memory_table(configs: list[str], threads: int) -> None:
+    import subprocess
+    import sys
+
+    def peak(framework: str, config: str) -> int:
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", framework,
+                              "--configs", config, "--threads", str(threads)],
+                             check=True, capture_output=True, text=True).stdout
+        return int(out.split()[-1])
+
+    print(f"{'config':8s} {'ffnc MiB':>10s} {'numpy MiB':>10s} {'numpy/ffnc':>10s}   "
+          f"(peak RSS of a process running the step; bare numpy process: "
+          f"{peak('none', configs[0]) / 1024:.1f} MiB)")
+    for name in configs:
+        f, n = peak("ffnc", name), peak("numpy", name)
+        print(f"{name:8s} {f / 1024:10.1f} {n / 1024:10.1f} {n / f:10.2f}")
 
 
 def main() -> None:
@@ -117,6 +192,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--memory", action="store_true", help="peak RSS of each step's process")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     try:
@@ -124,6 +201,9 @@ def main() -> None:
         threadpool_limits(args.threads)
     except ImportError:
         pass
+    if args.child:
+        peak_rss_child(args.child, args.configs, args.threads, args.seconds)
+        return
     import ffnc
     ffnc.set_num_threads(args.threads)
     try:
@@ -131,25 +211,36 @@ def main() -> None:
         have_torch = True
     except ImportError:
         have_torch = False
-    print(f"machine: {platform.machine()} {platform.processor()}, {os.cpu_count()} cpus; "
-          f"threads: {args.threads}; ffnc isa {ffnc.get_isa()}")
-    print(f"{'config':8s} {'ffnc us':>10s} {'numpy us':>10s} {'torch us':>10s} "
-          f"{'numpy/ffnc':>10s} {'torch/ffnc':>10s}")
+    configs = args.configs.split(",")
+    print(f"machine: {ffnc.cpu_model()}, {os.cpu_count()} cpus; threads: {args.threads}; "
+          f"ffnc isa {ffnc.get_isa()}")
+    if args.memory:
+        memory_table(configs, args.threads)
+        return
+    print(f"{'config':8s} {'ffnc us':>10s} {'epoch us':>10s} {'numpy us':>10s} "
+          f"{'torch us':>10s} {'numpy/ffnc':>10s} {'torch/ffnc':>10s}")
     rng = np.random.default_rng(0)
-    for name in args.configs.split(","):
+    for name in configs:
         sizes, batch = CONFIGS[name]
         weights = init(sizes, rng)
         xv = rng.standard_normal((batch, sizes[0])).astype(np.float32)
         yv = rng.integers(0, sizes[-1], batch)
-        t_ffnc = timed(ffnc_step(sizes, batch, weights), (xv, yv), args.seconds)
-        t_np = timed(numpy_step(sizes, batch, weights), (xv, yv), args.seconds)
-        t_torch = float("nan")
+        plan = ffnc_step(sizes, batch, weights)
+        steps = {"ffnc": (ffnc_run(plan), (xv, yv), 1),
+                 "numpy": (numpy_step(sizes, batch, weights), (xv, yv), 1)}
+        if batch * sizes[0] * EPOCH_STEPS <= 1 << 24:  # the epoch's copies fit in 64 MiB
+            steps["epoch"] = (ffnc_epoch(plan), (np.tile(xv, (EPOCH_STEPS, 1)),
+                                                 np.tile(yv, EPOCH_STEPS)), EPOCH_STEPS)
         if have_torch:
             import torch
-            t_torch = timed(torch_step(sizes, batch, weights, args.threads),
-                            (torch.from_numpy(xv), torch.from_numpy(yv)), args.seconds)
-        print(f"{name:8s} {t_ffnc:10.2f} {t_np:10.2f} {t_torch:10.2f} {t_np / t_ffnc:10.2f} "
-              f"{t_torch / t_ffnc:10.2f}")
+            steps["torch"] = (torch_step(sizes, batch, weights, args.threads),
+                              (torch.from_numpy(xv), torch.from_numpy(yv)), 1)
+        t = timed(steps, args.seconds * len(steps))
+        t_ffnc = t["ffnc"]
+        t_epoch = t.get("epoch", float("nan"))
+        t_torch = t.get("torch", float("nan"))
+        print(f"{name:8s} {t_ffnc:10.2f} {t_epoch:10.2f} {t['numpy']:10.2f} {t_torch:10.2f} "
+              f"{t['numpy'] / t_ffnc:10.2f} {t_torch / t_ffnc:10.2f}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ PLAN_ARENAS = {"none": FFNC_PLAN_NONE, "params": FFNC_PLAN_PARAMS, "grads": FFNC
                "state": FFNC_PLAN_STATE, "acts": FFNC_PLAN_ACTS, "input": FFNC_PLAN_INPUT}
 _ARENA_ORDER = ("params", "grads", "state", "acts")
 _OPCODE_NAMES = {v: k for k, v in PLAN_OPCODES.items()}
+cdef object _MISSING = object()  # a feed without one of the slot names
 
 
 cdef void _fill_instr(ffnc_plan_instr *c, object spec) except *:
@@ -283,6 +284,30 @@ cdef class PlanHandle:
         if s != FFNC_OK:
             _check(s, f"plan.run: instruction {failed}")
         return batch
+
+    def run_named(self, object feed, tuple names, cnp.ndarray result):
+        """Plan.run's fast path, for a dict keyed by exactly the slot names (`names`, in slot
+        order): one step, then a copy of `result` (a view of the plan's single fixed-size
+        output) or, when `result` is None, the batch size. Returns None without running
+        anything when `feed` is not such a dict: the general path then says what is wrong."""
+        if type(feed) is not dict or len(<dict>feed) != len(names):
+            return None
+        arrays = []
+        for name in names:
+            x = (<dict>feed).get(name, _MISSING)
+            if x is _MISSING:
+                return None
+            arrays.append(x)
+        cdef size_t batch, failed = 0
+        cdef ffnc_status s
+        batch = self._bind(arrays, self.ptrs, False)
+        with nogil:
+            s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
+        if s != FFNC_OK:
+            _check(s, f"plan.run: instruction {failed}")
+        if result is None:
+            return batch
+        return cnp.PyArray_NewCopy(result, cnp.NPY_CORDER)
 
     def run_epoch(self, list arrays, size_t batch, lr_scale=None):
         """ceil(rows / batch) steps over whole-dataset arrays, minibatches in order; returns the

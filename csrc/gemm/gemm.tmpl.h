@@ -510,6 +510,20 @@ static inline REAL LOCAL(dot)(size_t k, const REAL *x, size_t incx, const REAL *
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+/* sum over p < k of x[p incx] y[p incy], one FMA after the other in the order of p: the order
+ * the packed kernels and the row-at-a-time path below use. Only for short sums or few of them:
+ * each FMA waits for the last. */
+static inline REAL LOCAL(dot_in_order)(size_t k, const REAL *x, size_t incx, const REAL *y,
+                                       size_t incy) {
+    REAL sum = 0;
+    for (size_t p = 0; p < k; p++) sum = GEMM_FMA(x[p * incx], y[p * incy], sum);
+    return sum;
+}
+
+/* Below these, a vector loop's set-up costs more than it saves (a 2-16-2 network's GEMMs). */
+#define GEMM_SMALL_DOT_K 8
+#define GEMM_SMALL_ROW_N 8
+
 static void LOCAL(gemm_small)(const LOCAL(gemm_problem) *pr) {
     REAL acc[GEMM_SMALL_COLS];
     size_t a_step = pr->trans_a ? pr->lda : 1; /* between op(A)(i, p) and op(A)(i, p + 1) */
@@ -518,9 +532,16 @@ static void LOCAL(gemm_small)(const LOCAL(gemm_problem) *pr) {
         REAL *c_row = pr->c + i * pr->ldc;
         for (size_t j0 = 0; j0 < pr->n; j0 += GEMM_SMALL_COLS) {
             size_t w = min_size(GEMM_SMALL_COLS, pr->n - j0);
-            if (pr->trans_b) {
+            if (pr->trans_b && pr->k < GEMM_SMALL_DOT_K) {
+                for (size_t j = 0; j < w; j++)
+                    acc[j] = LOCAL(dot_in_order)(pr->k, a_row, a_step,
+                                                 pr->b + (j0 + j) * pr->ldb, 1);
+            } else if (pr->trans_b) {
                 for (size_t j = 0; j < w; j++)
                     acc[j] = LOCAL(dot)(pr->k, a_row, a_step, pr->b + (j0 + j) * pr->ldb);
+            } else if (w < GEMM_SMALL_ROW_N) {
+                for (size_t j = 0; j < w; j++)
+                    acc[j] = LOCAL(dot_in_order)(pr->k, a_row, a_step, pr->b + j0 + j, pr->ldb);
             } else {
                 for (size_t j = 0; j < w; j++) acc[j] = 0;
                 for (size_t p = 0; p < pr->k; p++) {

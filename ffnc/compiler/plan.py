@@ -57,6 +57,9 @@ class Plan:
         # The common case (a loss, metrics) takes the shortest path through run().
         self._all_fixed = all(f is not None for f in self._fixed_views) \
             and all(c is None for c in self._cast_to)
+        # A training step's loss: run() copies it out in the same C-level call as the step.
+        self._single_view = self._fixed_views[0] if self._all_fixed and single else None
+        self._slot_names = tuple(names) if self._names is not None else None
         self.instructions = list(instrs)
         self.memory = memory
         self.records = list(records)
@@ -145,6 +148,10 @@ class Plan:
     def run(self, feed: Mapping[Any, np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """One step over `feed` (placeholder node or name -> array): forward, backward and
         the optimizer update when the plan has one. Returns copies of the outputs."""
+        if self._slot_names is not None:
+            out = self._handle.run_named(feed, self._slot_names, self._single_view)
+            if out is not None:
+                return out if self._single_view is not None else self._results(out)
         return self._results(self._handle.run(self._arrays(feed)))
 
     def _results(self, batch: int) -> np.ndarray | list[np.ndarray]:
