@@ -52,7 +52,7 @@ def activation_forward(x, activation: str = "relu", *, alpha=None, out=None):
     """
     cdef cnp.ndarray xa = _float_array(x, "x")
     cdef ffnc_activation act = _activation_code(activation)
-    cdef double a = _activation_alpha(activation, alpha)
+    cdef double a = _in_dtype(_activation_alpha(activation, alpha), "alpha", xa)
     cdef cnp.ndarray o = _output(out, "out", xa, "x")
     _no_partial_overlap(o, "out", xa, "x", True)
     cdef ffnc_dtype dt = _dtype_of(xa)
@@ -77,7 +77,7 @@ def activation_backward(diff_y, saved, activation: str = "relu", *, alpha=None, 
     _same_dtype(g, "diff_y", sv, "saved")
     _same_shape(g, "diff_y", sv, "saved")
     cdef ffnc_activation act = _activation_code(activation)
-    cdef double a = _activation_alpha(activation, alpha)
+    cdef double a = _in_dtype(_activation_alpha(activation, alpha), "alpha", g)
     cdef cnp.ndarray o = _output(out, "out", g, "diff_y")
     _no_partial_overlap(o, "out", g, "diff_y", True)
     _no_partial_overlap(o, "out", sv, "saved", True)
@@ -124,6 +124,7 @@ def prelu_forward(x, alpha, *, out=None):
     return o
 
 
+@cython.annotation_typing(False)
 def prelu_backward(diff_y, x, alpha, *, diff_x=None, diff_alpha=None, accumulate: bool = False):
     """Gradients of prelu: returns (diff_x, diff_alpha).
 
@@ -136,6 +137,7 @@ def prelu_backward(diff_y, x, alpha, *, diff_x=None, diff_alpha=None, accumulate
     _same_shape(g, "diff_y", xa, "x")
     cdef cnp.ndarray al = _prelu_alpha(alpha, xa)
     cdef cnp.ndarray dx = _output(diff_x, "diff_x", g, "diff_y")
+    accumulate = _flag(accumulate, "accumulate")
     if accumulate and diff_alpha is None:
         raise ValueError("accumulate=True needs the diff_alpha array to add to")
     cdef cnp.ndarray da = _output(diff_alpha, "diff_alpha", al, "alpha")
@@ -182,6 +184,7 @@ def bias_forward(x, bias, *, out=None):
     return o
 
 
+@cython.annotation_typing(False)
 def bias_backward(diff_y, *, out=None, accumulate: bool = False):
     """The bias gradient: column sums of diff_y (rows summed in order, any thread count).
 
@@ -189,6 +192,7 @@ def bias_backward(diff_y, *, out=None, accumulate: bool = False):
     """
     cdef cnp.ndarray g = _matrix(diff_y, "diff_y")
     cdef cnp.ndarray o
+    accumulate = _flag(accumulate, "accumulate")
     if out is None:
         if accumulate:
             raise ValueError("accumulate=True needs the out array to add to")

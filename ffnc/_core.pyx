@@ -6,12 +6,15 @@ aliasing) and raises TypeError / ValueError / MemoryError naming the argument, t
 with the GIL released. Nothing else in the ffnc package touches C. The kernel wrappers are
 grouped by family in the included .pxi files.
 """
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
 
 import os
 
 import numpy as np
+
+from ffnc._memory import MEMORY_LIMIT, array_bytes, check_allocation
 
 from _ffnc cimport *
 
@@ -24,6 +27,8 @@ cdef object _exception_for(ffnc_status status):
         return MemoryError
     if status == FFNC_ERR_INVALID_DTYPE:
         return TypeError
+    if status == FFNC_ERR_INTERRUPTED:
+        return KeyboardInterrupt
     return ValueError
 
 
@@ -117,10 +122,35 @@ cdef double _finite(object value, str name) except? -1.0:
     """A Python number as a finite double, else TypeError/ValueError naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    cdef double v = float(value)
+    cdef double v
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the range of a double
+        raise ValueError(f"{name} must be finite, got an int of {len(str(value))} digits, "
+                         f"beyond the range of a double") from None
     if v != v or v == float("inf") or v == float("-inf"):
         raise ValueError(f"{name} must be finite, got {v}")
     return v
+
+
+cdef double _F32_MAX = 3.4028234663852886e38
+
+
+cdef double _in_dtype(double v, str name, cnp.ndarray like) except? -1.0:
+    """A scalar the kernel applies in like's dtype: beyond float32's range it would become an
+    infinity there (and wrong results where the exact ones are finite)."""
+    if cnp.PyArray_TYPE(like) == cnp.NPY_FLOAT32 and not -_F32_MAX <= v <= _F32_MAX:
+        raise ValueError(f"{name}={v} overflows float32, the dtype of the arrays")
+    return v
+
+
+cdef bint _flag(object value, str name) except -1:
+    """A bool argument: True/False (numpy's too), never another object's truth value. (The
+    functions taking flags are compiled with annotation_typing(False): Cython would otherwise
+    convert an argument annotated `bool` by its truth value before it could be checked.)"""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 cdef double _nonnegative(object value, str name) except? -1.0:
@@ -154,7 +184,11 @@ def set_num_threads(n) -> None:
     OpenMP's count (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl), the default.
 
     Only ffnc's own parallel regions are affected: the process-wide OpenMP setting is not
-    changed. Small problems still run on one thread.
+    changed. Small problems still run on one thread. The count is process-wide: it applies to
+    calls from every Python thread, from their next kernel call on (changing it while another
+    thread trains is safe, and does not change results, which do not depend on the thread
+    count), except in threads that have a count of their own (fit(threads=n) sets one for the
+    duration of the fit, in the fit's thread only).
     """
     if n is None:
         _check(ffnc_set_num_threads(0), "set_num_threads")
@@ -174,6 +208,27 @@ def get_num_threads() -> int:
 def configured_num_threads():
     """The count given to set_num_threads, or None while ffnc follows OpenMP's count."""
     n = ffnc_get_configured_threads()
+    return None if n == 0 else n
+
+
+def set_local_num_threads(n) -> None:
+    """Sets the number of threads of ffnc calls made from the calling Python thread only
+    (n >= 1), in place of set_num_threads' count (threadpoolctl limits still cap it), or
+    removes it (None). What fit(threads=n) uses, so that fits running at once in several
+    threads each keep their own count. Results do not depend on the count."""
+    if n is None:
+        _check(ffnc_set_local_num_threads(0), "set_local_num_threads")
+        return
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int or None, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _check(ffnc_set_local_num_threads(<int>min(n, 1 << 20)), "set_local_num_threads")
+
+
+def local_num_threads():
+    """The count set by set_local_num_threads in the calling thread, or None."""
+    n = ffnc_get_local_num_threads()
     return None if n == 0 else n
 
 

@@ -12,6 +12,7 @@ cdef extern from "ffnc.h" nogil:
         FFNC_ERR_UNSUPPORTED_ISA
         FFNC_ERR_INVALID_DTYPE
         FFNC_ERR_EMPTY
+        FFNC_ERR_INTERRUPTED
 
     ctypedef enum ffnc_dtype:
         FFNC_F32
@@ -41,6 +42,8 @@ cdef extern from "ffnc.h" nogil:
     ffnc_status ffnc_set_num_threads(int n)
     int ffnc_get_num_threads()
     int ffnc_get_configured_threads()
+    ffnc_status ffnc_set_local_num_threads(int n)
+    int ffnc_get_local_num_threads()
     ffnc_isa ffnc_get_isa()
     ffnc_status ffnc_set_isa(ffnc_isa isa)
     int ffnc_isa_supported(ffnc_isa isa)
@@ -249,6 +252,8 @@ cdef extern from "ffnc.h" nogil:
     ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
                                     const void *const *inputs, double *records,
                                     size_t *steps_done, size_t *failed_instr)
+    ffnc_status ffnc_plan_interrupt(ffnc_plan *plan)
+    int ffnc_plan_clear_interrupt(ffnc_plan *plan)
     int64_t ffnc_plan_get_step(const ffnc_plan *plan)
     ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step)
     ffnc_status ffnc_plan_get_lr(const ffnc_plan *plan, double *lr)

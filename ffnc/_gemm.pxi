@@ -2,14 +2,20 @@
 
 
 cdef cnp.ndarray _result_matrix(object out, str name, tuple shape, cnp.ndarray like,
-                                str like_name):
-    """A new (rows, cols) array of like's dtype, or the validated user-supplied `out`."""
+                                str like_name, tuple origin):
+    """A new (rows, cols) array of like's dtype, or the validated user-supplied `out`;
+    `origin` holds the (name, array) pairs its shape comes from, for the error message."""
     if out is None:
+        nbytes = array_bytes(shape, like.dtype.itemsize)
+        if nbytes > MEMORY_LIMIT:
+            check_allocation(nbytes, f"{name} with shape {shape} ({like.dtype})")
         return np.empty(shape, dtype=like.dtype)
     cdef cnp.ndarray o = _float_array(out, name)
     _same_dtype(like, like_name, o, name)
     if (<object>o).shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {(<object>o).shape}")
+        sources = " and ".join(f"{n} with shape {a.shape}" for n, a in origin)
+        raise ValueError(f"{name} must have shape {shape} (from {sources}), got "
+                         f"{(<object>o).shape}")
     _writable(o, name)
     return o
 
@@ -20,8 +26,8 @@ cdef cnp.ndarray _optional_bias(object bias, cnp.ndarray x, size_t units):
     cdef cnp.ndarray b = _float_array(bias, "bias")
     _same_dtype(x, "x", b, "bias")
     if b.ndim != 1 or <size_t>b.shape[0] != units:
-        raise ValueError(f"bias must have shape ({units},) (one value per output unit), "
-                         f"got {(<object>b).shape}")
+        raise ValueError(f"bias must have shape ({units},) (one value per output unit: x @ "
+                         f"weights has {units} columns), got {(<object>b).shape}")
     return b
 
 
@@ -39,6 +45,7 @@ cdef tuple _dense_shapes(cnp.ndarray x, cnp.ndarray w, bint trans_weights):
     return m, k, n
 
 
+@cython.annotation_typing(False)
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha=1.0, beta=0.0, out=None):
     """Matrix product: alpha * op(a) @ op(b) + beta * out, op(x) = x.T when trans_x.
 
@@ -50,7 +57,7 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha=1.0, beta=
     cdef cnp.ndarray aa = _matrix(a, "a")
     cdef cnp.ndarray bb = _matrix(b, "b")
     _same_dtype(aa, "a", bb, "b")
-    cdef bint ta = bool(trans_a), tb = bool(trans_b)
+    cdef bint ta = _flag(trans_a, "trans_a"), tb = _flag(trans_b, "trans_b")
     cdef size_t m = aa.shape[1] if ta else aa.shape[0]
     cdef size_t k = aa.shape[0] if ta else aa.shape[1]
     cdef size_t kb = bb.shape[1] if tb else bb.shape[0]
@@ -59,11 +66,11 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha=1.0, beta=
         raise ValueError(
             f"cannot multiply a{'.T' if ta else ''} (a has shape {(<object>aa).shape}) by "
             f"b{'.T' if tb else ''} (b has shape {(<object>bb).shape}): {k} != {kb}")
-    cdef double al = _finite(alpha, "alpha")
-    cdef double be = _finite(beta, "beta")
+    cdef double al = _in_dtype(_finite(alpha, "alpha"), "alpha", aa)
+    cdef double be = _in_dtype(_finite(beta, "beta"), "beta", aa)
     if be != 0 and out is None:
         raise ValueError(f"beta={be} adds to out, so out must be given")
-    cdef cnp.ndarray o = _result_matrix(out, "out", (m, n), aa, "a")
+    cdef cnp.ndarray o = _result_matrix(out, "out", (m, n), aa, "a", (("a", aa), ("b", bb)))
     _no_partial_overlap(o, "out", aa, "a", False)
     _no_partial_overlap(o, "out", bb, "b", False)
     cdef ffnc_dtype dt = _dtype_of(aa)
@@ -79,6 +86,7 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha=1.0, beta=
     return o
 
 
+@cython.annotation_typing(False)
 def dense(x, weights, bias=None, *, activation: str = "identity", alpha=None,
           trans_weights: bool = False, out=None, pre_activation=None):
     """A dense layer in one pass: activation(x @ op(weights) + bias).
@@ -93,15 +101,16 @@ def dense(x, weights, bias=None, *, activation: str = "identity", alpha=None,
     cdef cnp.ndarray xa = _matrix(x, "x")
     cdef cnp.ndarray w = _matrix(weights, "weights")
     _same_dtype(xa, "x", w, "weights")
-    cdef bint tw = bool(trans_weights)
+    cdef bint tw = _flag(trans_weights, "trans_weights")
     m, k, n = _dense_shapes(xa, w, tw)
     cdef cnp.ndarray b = _optional_bias(bias, xa, n)
     cdef ffnc_activation act = _activation_code(activation)
-    cdef double a = _activation_alpha(activation, alpha)
-    cdef cnp.ndarray o = _result_matrix(out, "out", (m, n), xa, "x")
+    cdef double a = _in_dtype(_activation_alpha(activation, alpha), "alpha", xa)
+    origin = (("x", xa), ("weights", w))
+    cdef cnp.ndarray o = _result_matrix(out, "out", (m, n), xa, "x", origin)
     cdef cnp.ndarray pre = None
     if pre_activation is not None:
-        pre = _result_matrix(pre_activation, "pre_activation", (m, n), xa, "x")
+        pre = _result_matrix(pre_activation, "pre_activation", (m, n), xa, "x", origin)
         _no_partial_overlap(pre, "pre_activation", o, "out", False)
     for arr, arr_name in ((xa, "x"), (w, "weights"), (b, "bias")):
         if arr is not None:
@@ -123,6 +132,7 @@ def dense(x, weights, bias=None, *, activation: str = "identity", alpha=None,
     return o
 
 
+@cython.annotation_typing(False)
 def dense_backward(diff_y, x, weights, saved, *, activation: str = "identity", alpha=None,
                    trans_weights: bool = False, bias: bool = True, need_diff_x: bool = True,
                    diff_x=None, diff_weights=None, diff_bias=None, accumulate: bool = False):
@@ -142,19 +152,22 @@ def dense_backward(diff_y, x, weights, saved, *, activation: str = "identity", a
     _same_dtype(g, "diff_y", xa, "x")
     _same_dtype(g, "diff_y", w, "weights")
     _same_dtype(g, "diff_y", sv, "saved")
-    cdef bint tw = bool(trans_weights)
+    cdef bint tw = _flag(trans_weights, "trans_weights")
+    bias = _flag(bias, "bias")
+    need_diff_x = _flag(need_diff_x, "need_diff_x")
+    accumulate = _flag(accumulate, "accumulate")
     m, k, n = _dense_shapes(xa, w, tw)
     if (<object>g).shape != (m, n):
         raise ValueError(f"diff_y must have shape {(m, n)} (x with shape {(<object>xa).shape} "
                          f"times weights with shape {(<object>w).shape}), got {(<object>g).shape}")
     _same_shape(g, "diff_y", sv, "saved")
     cdef ffnc_activation act = _activation_code(activation)
-    cdef double a = _activation_alpha(activation, alpha)
+    cdef double a = _in_dtype(_activation_alpha(activation, alpha), "alpha", g)
     if accumulate and (diff_weights is None or (bias and diff_bias is None)):
         raise ValueError("accumulate=True needs the diff_weights (and, with bias, diff_bias) "
                          "arrays to add to")
     cdef cnp.ndarray dw = _result_matrix(diff_weights, "diff_weights", (<object>w).shape, w,
-                                         "weights")
+                                         "weights", (("weights", w),))
     cdef cnp.ndarray db = None
     if bias:
         if diff_bias is None:
@@ -167,7 +180,7 @@ def dense_backward(diff_y, x, weights, saved, *, activation: str = "identity", a
             _writable(db, "diff_bias")
     cdef cnp.ndarray dx = None
     if need_diff_x:
-        dx = _result_matrix(diff_x, "diff_x", (m, k), xa, "x")
+        dx = _result_matrix(diff_x, "diff_x", (m, k), xa, "x", (("x", xa),))
     outputs = [(dw, "diff_weights"), (db, "diff_bias"), (dx, "diff_x")]
     inputs = [(g, "diff_y"), (xa, "x"), (w, "weights"), (sv, "saved")]
     for i, (o, o_name) in enumerate(outputs):

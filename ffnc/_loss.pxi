@@ -99,7 +99,8 @@ def softmax_cross_entropy_backward(probs, labels, *, reduction: str = "mean",
     _has_classes(p, "probs")
     cdef size_t rows = p.shape[0], classes = p.shape[1]
     cdef cnp.ndarray lab = _labels(labels, rows, classes, "probs")
-    cdef double scale = _reduction_scale(reduction, rows) * _finite(diff_loss, "diff_loss")
+    cdef double scale = _in_dtype(_reduction_scale(reduction, rows)
+                                  * _finite(diff_loss, "diff_loss"), "diff_loss", p)
     cdef cnp.ndarray o = _output(out, "out", p, "probs")
     _no_partial_overlap(o, "out", p, "probs", True)
     _no_partial_overlap(o, "out", lab, "labels", False)
@@ -229,7 +230,8 @@ def bce_with_logits_backward(logits, targets, *, reduction: str = "mean", diff_l
     cdef cnp.ndarray z, y
     z, y = _pair(logits, "logits", targets, "targets")
     _probability_targets(y)
-    cdef double scale = _reduction_scale(reduction, z.size) * _finite(diff_loss, "diff_loss")
+    cdef double scale = _in_dtype(_reduction_scale(reduction, z.size)
+                                  * _finite(diff_loss, "diff_loss"), "diff_loss", z)
     cdef cnp.ndarray o = _gradient_output(out, z, "logits", y, "targets")
     cdef ffnc_dtype dt = _dtype_of(z)
     cdef size_t n = z.size
@@ -269,7 +271,8 @@ def mse_backward(pred, target, *, reduction: str = "mean", diff_loss=1.0, out=No
     """
     cdef cnp.ndarray p, t
     p, t = _pair(pred, "pred", target, "target")
-    cdef double scale = _reduction_scale(reduction, p.size) * _finite(diff_loss, "diff_loss")
+    cdef double scale = _in_dtype(_reduction_scale(reduction, p.size)
+                                  * _finite(diff_loss, "diff_loss"), "diff_loss", p)
     cdef cnp.ndarray o = _gradient_output(out, p, "pred", t, "target")
     cdef ffnc_dtype dt = _dtype_of(p)
     cdef size_t n = p.size
@@ -310,7 +313,8 @@ def l1_backward(pred, target, *, reduction: str = "mean", diff_loss=1.0, out=Non
     """
     cdef cnp.ndarray p, t
     p, t = _pair(pred, "pred", target, "target")
-    cdef double scale = _reduction_scale(reduction, p.size) * _finite(diff_loss, "diff_loss")
+    cdef double scale = _in_dtype(_reduction_scale(reduction, p.size)
+                                  * _finite(diff_loss, "diff_loss"), "diff_loss", p)
     cdef cnp.ndarray o = _gradient_output(out, p, "pred", t, "target")
     cdef ffnc_dtype dt = _dtype_of(p)
     cdef size_t n = p.size

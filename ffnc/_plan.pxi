@@ -4,6 +4,8 @@
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+import math
+
 PLAN_OPCODES = {
     "dense_forward": FFNC_OP_DENSE_FORWARD, "dense_backward": FFNC_OP_DENSE_BACKWARD,
     "gemm": FFNC_OP_GEMM, "act_forward": FFNC_OP_ACT_FORWARD,
@@ -110,7 +112,7 @@ cdef class PlanHandle:
             if not c_inputs or not c_instrs or not c_records:
                 raise MemoryError("plan: cannot allocate the instruction list")
             for i, (name, dt, shape) in enumerate(self.slots):
-                static = int(np.prod([d for d in shape if d is not None], dtype=np.int64))
+                static = math.prod(d for d in shape if d is not None)  # exact, never wraps
                 batched = bool(shape) and shape[0] is None
                 c_inputs[i].type = FFNC_PLAN_INPUT_INT64 if dt == np.int64 else FFNC_PLAN_INPUT_FLOAT
                 c_inputs[i].size.fixed = 0 if batched else static
@@ -129,10 +131,15 @@ cdef class PlanHandle:
             desc.records = c_records
             with nogil:
                 s = ffnc_plan_create(&desc, &self.plan, &bad)
+            if s == FFNC_ERR_OUT_OF_MEMORY:
+                _check(s, f"plan: allocating its arenas ({', '.join(f'{n} {z}' for n, z in zip(_ARENA_ORDER, arena_sizes))} elements of {self.dtype})")
             if s != FFNC_OK:
                 where = (f"instruction {bad} ({_OPCODE_NAMES.get(instrs[bad][0], instrs[bad][0])})"
                          if bad < n_instr else "the plan description")
                 _check(s, f"plan: {where} is invalid")
+        except OverflowError:  # a size beyond size_t (compile checks the sizes it can name)
+            raise ValueError(f"plan: a size in the plan description does not fit in size_t "
+                             f"(arenas {list(arena_sizes)}, inputs {list(self.slots)})") from None
         finally:
             free(c_inputs)
             free(c_instrs)
@@ -173,6 +180,8 @@ cdef class PlanHandle:
                 raise TypeError(f"step must be an int, got {type(value).__name__}")
             if value < 0:
                 raise ValueError(f"step must be >= 0, got {value}")
+            if value > 9223372036854775807:
+                raise ValueError(f"step must be < 2**63, got {value}")
             _check(ffnc_plan_set_step(self.plan, <int64_t>value), "plan.step")
 
     property lr:
@@ -329,12 +338,35 @@ cdef class PlanHandle:
             scale_ptr = <const double *>cnp.PyArray_DATA(scale)
         records = np.zeros((steps, self.n_records), dtype=np.float64)
         rec_ptr = <double *>cnp.PyArray_DATA(records)
+        # Ctrl-C stops the epoch between two steps (see "Ctrl-C during an epoch" below)
+        cdef bint guarded = _sigint_guard_wanted() and ffnc_sigint_guard_begin(self.plan)
+        cdef int sigints = 0
+        if guarded:
+            try:
+                PyErr_CheckSignals()  # a Ctrl-C that came just before: Python handles it now
+            except BaseException:
+                ffnc_sigint_guard_end()
+                raise
         with nogil:
             s = ffnc_plan_run_epoch_scaled(self.plan, rows, batch, ptrs, scale_ptr, rec_ptr,
                                            &done, &failed)
+        if guarded:
+            sigints = ffnc_sigint_guard_end()
+            if sigints:
+                _sigint_used()
+        if s == FFNC_ERR_INTERRUPTED or (s == FFNC_OK and sigints):
+            # a Ctrl-C during the last step finds the epoch done: its request is withdrawn
+            ffnc_plan_clear_interrupt(self.plan)
+            raise PlanInterrupted(done, steps, records[:done])
         if s != FFNC_OK:
             _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
         return records
+
+    def interrupt(self):
+        """Asks the run_epoch running on this plan (in another thread) to stop after its
+        current step, raising PlanInterrupted there; made while no epoch runs, the request
+        stops the next one before its first step. Thread-safe."""
+        _check(ffnc_plan_interrupt(self.plan), "plan.interrupt")
 
     # ---- a step in two phases (ffnc_plan_run_phase): ffnc.distributed averages the gradient
     # arena across processes between them
@@ -383,3 +415,119 @@ cdef class PlanHandle:
             _check(s, f"plan.apply_update: instruction {failed}")
         del held
         return batch
+
+
+# ---- Ctrl-C during an epoch ---------------------------------------------------------------------
+# run_epoch is one C call with the GIL released, so Python's own SIGINT handler could only act
+# after the whole epoch. While run_epoch runs in the main thread under Python's default
+# handler, a C-level handler takes its place: the first SIGINT asks the plan to stop after the
+# current step (ffnc_plan_interrupt, async-signal-safe) and run_epoch raises PlanInterrupted;
+# any further SIGINT goes to the handler it replaced, so a second Ctrl-C acts as it always does
+# (KeyboardInterrupt once back in Python). The handler may run on any thread of the process:
+# it announces itself in a counter that the end of the guard waits on, so the plan it points
+# to is never used after run_epoch returns.
+from cpython.exc cimport PyErr_CheckSignals
+
+import threading as _threading
+
+# the C module: signal.getsignal is a Python wrapper, and no Python code may run in
+# _sigint_used before it is done
+import _signal
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <sched.h>
+    #include <signal.h>
+    #include <stdatomic.h>
+    #include <string.h>
+
+    #if defined(SA_SIGINFO) && ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2
+    static _Atomic(ffnc_plan *) ffnc_sigint_plan;   /* the plan to stop, or NULL */
+    static atomic_int ffnc_sigint_count;             /* SIGINTs received while guarded */
+    static atomic_int ffnc_sigint_running;           /* handlers executing right now */
+    static struct sigaction ffnc_sigint_previous;    /* the handler the guard replaced */
+
+    static void ffnc_sigint_handler(int sig, siginfo_t *info, void *context) {
+        int saved_errno = errno;
+        atomic_fetch_add(&ffnc_sigint_running, 1);
+        ffnc_plan *plan = atomic_load(&ffnc_sigint_plan);
+        if (plan && atomic_fetch_add(&ffnc_sigint_count, 1) == 0) {
+            ffnc_plan_interrupt(plan);
+        } else if (ffnc_sigint_previous.sa_flags & SA_SIGINFO) {
+            ffnc_sigint_previous.sa_sigaction(sig, info, context);
+        } else if (ffnc_sigint_previous.sa_handler == SIG_DFL) {
+            sigaction(sig, &ffnc_sigint_previous, NULL);  /* terminate, as by default */
+            raise(sig);
+        } else if (ffnc_sigint_previous.sa_handler != SIG_IGN) {
+            ffnc_sigint_previous.sa_handler(sig);
+        }
+        atomic_fetch_sub(&ffnc_sigint_running, 1);
+        errno = saved_errno;
+    }
+
+    /* Installs the handler for `plan`; 1 when installed. */
+    static int ffnc_sigint_guard_begin(ffnc_plan *plan) {
+        struct sigaction ours;
+        memset(&ours, 0, sizeof ours);
+        ours.sa_sigaction = ffnc_sigint_handler;
+        ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&ours.sa_mask);
+        if (sigaction(SIGINT, NULL, &ffnc_sigint_previous) != 0) return 0;
+        atomic_store(&ffnc_sigint_count, 0);
+        atomic_store(&ffnc_sigint_plan, plan);
+        if (sigaction(SIGINT, &ours, NULL) != 0) {
+            atomic_store(&ffnc_sigint_plan, NULL);
+            return 0;
+        }
+        return 1;
+    }
+
+    /* Puts the replaced handler back; returns the number of SIGINTs received meanwhile. */
+    static int ffnc_sigint_guard_end(void) {
+        sigaction(SIGINT, &ffnc_sigint_previous, NULL);
+        atomic_store(&ffnc_sigint_plan, NULL);
+        while (atomic_load(&ffnc_sigint_running)) sched_yield();
+        return atomic_load(&ffnc_sigint_count);
+    }
+    #else  /* no POSIX signals: Python's handler acts after the epoch */
+    static int ffnc_sigint_guard_begin(ffnc_plan *plan) { (void)plan; return 0; }
+    static int ffnc_sigint_guard_end(void) { return 0; }
+    #endif
+    """
+    int ffnc_sigint_guard_begin(ffnc_plan *plan) nogil
+    int ffnc_sigint_guard_end() nogil
+
+
+cdef bint _sigint_guard_wanted():
+    """Only the main thread receives Python's KeyboardInterrupt, and only a program that left
+    SIGINT to Python's default handler expects one; or one whose handler asks for steps as
+    the unit of Ctrl-C (ffnc.train.fit's: ffnc_step_boundary = True, see _sigint_used)."""
+    if _threading.current_thread() is not _threading.main_thread():
+        return False
+    handler = _signal.getsignal(_signal.SIGINT)
+    return (handler is _signal.default_int_handler
+            or getattr(handler, "ffnc_step_boundary", False) is True)
+
+
+cdef int _sigint_used() except -1:
+    """The guard used a Ctrl-C to stop an epoch: a step-boundary handler learns it through its
+    attribute `requested`, set here before any Python code runs (which would let Python's
+    handler see a later Ctrl-C first), so that the next Ctrl-C counts as the second."""
+    handler = _signal.getsignal(_signal.SIGINT)
+    if getattr(handler, "ffnc_step_boundary", False) is True:
+        handler.requested = True
+    return 0
+
+
+class PlanInterrupted(KeyboardInterrupt):
+    """run_epoch stopped between two steps, by Ctrl-C (SIGINT) or Plan.interrupt(): the plan is
+    exactly as after the `steps` completed steps of the epoch's `total` (parameters, optimizer
+    state, step counter) and can run on. `records`: their recorded scalars, shape (steps,
+    number of records). A KeyboardInterrupt, so code unaware of ffnc stops as on any Ctrl-C."""
+
+    def __init__(self, steps, total, records):
+        super().__init__(f"interrupted after {steps} of the epoch's {total} steps")
+        self.steps = steps
+        self.total = total
+        self.records = records

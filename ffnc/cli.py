@@ -34,6 +34,14 @@ class UsageError(Exception):
     """A user mistake: reported in one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors raised as UsageError, so they are reported like every
+    other mistake (one line, exit status 2) instead of the usage text and a SystemExit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 # ---- data ---------------------------------------------------------------------------------
 
 def _load_data(path: str | None, args: argparse.Namespace, labels: bool = True
@@ -184,9 +192,14 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{len(y_train)} training rows, {len(y_test)} test rows", flush=True)
     threads = args.threads
     schedule = None
+    if not 0 <= args.validation_split < 1:
+        raise UsageError(f"--validation-split must be in [0, 1), got {args.validation_split}")
     if args.schedule == "cosine" and args.epochs > 0:
         rows = len(y_train) - int(round(args.validation_split * len(y_train)))
         steps = -(-rows // args.batch_size) if args.batch_size and args.batch_size > 0 else 1
+        if steps * args.epochs >= 2**63:
+            raise UsageError(f"--epochs {args.epochs}: {steps} steps per epoch make more steps "
+                             f"than a schedule counts (2**63)")
         schedule = optim.CosineLR(total_steps=max(steps * args.epochs, 1))
     tic = time.perf_counter()
     history = train.fit(model, x_train, y_train, optimizer=optimizer, epochs=args.epochs,
@@ -196,6 +209,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - tic
     if group is not None and not group.is_root:
         return 0  # rank 0 evaluates, saves and reports
+    if history.interrupted:
+        # Ctrl-C: keep what was trained (the weights of the last completed step) and exit as
+        # an interrupted program does; evaluation and the plot are skipped.
+        io.save(model, args.output, optimizer=optimizer)
+        p = history.partial
+        print(f"ffnc: interrupted in epoch {p['epoch']} after {p['steps']} of "
+              f"{p['steps_per_epoch']} steps ({len(history.epoch)} whole epochs); the model "
+              f"was saved to {os.path.abspath(args.output)}", file=sys.stderr)
+        return 130
     metrics = ["accuracy"] if loss in ("softmax_cross_entropy", "bce") else (
         ["mae"] if loss in ("mse", "l1") else [])
     result = train.evaluate(model, x_test, y_test, metrics=metrics)
@@ -313,7 +335,11 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"parameters, loss {json.dumps(model.get('loss'))}")
     if "input_shape" in model:
         print(f"  input shape {model['input_shape']}")
-    for i, layer in enumerate(model.get("layers", [])):
+    layers = model.get("layers")
+    for i, layer in enumerate(layers if isinstance(layers, list) else []):
+        if not isinstance(layer, dict):  # a config only the model builder checks
+            print(f"  layer {i}: {json.dumps(layer)}")
+            continue
         desc = ", ".join(f"{k}={v}" for k, v in layer.items() if k != "class" and v is not None)
         print(f"  layer {i}: {layer.get('class')}({desc})")
     for name, (dtype, shape) in meta["tensors"].items():
@@ -380,7 +406,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ffnc command."""
     from ffnc import train
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ffnc", description="Train feedforward networks on CPUs with ffnc.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -456,18 +482,21 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ffnc command; returns the exit status."""
     parser = make_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
     from ffnc.train import TrainingDiverged
 
     try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help: printed; the status, not an exception
+            return exc.code if isinstance(exc.code, int) else 0
+        if args.command is None:
+            parser.print_help()
+            return 2
         return args.func(args)
     except TrainingDiverged as exc:
         print(f"ffnc: {exc}", file=sys.stderr)
         return 1
-    except (UsageError, ValueError, TypeError, OSError) as exc:
+    except (UsageError, ValueError, TypeError, OSError, MemoryError) as exc:
         if os.environ.get("FFNC_DEBUG"):
             raise
         message = " ".join(str(exc).split())

@@ -43,6 +43,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ffnc._memory import check_allocation
+
 __all__ = [
     "SGD",
     "Adam",
@@ -67,10 +69,13 @@ def _real(name: str, value: Any) -> float:
     """value as a finite float, else TypeError (not a real number) or ValueError (NaN, inf)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the range of a double
+        v = math.inf
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value if v != v else v}")
+    return v
 
 
 def _at_least(name: str, value: Any, low: float, *, strict: bool = False) -> float:
@@ -93,6 +98,8 @@ def _count(name: str, value: Any, low: int) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value >= 2**63:  # steps are int64 in plans and schedules
+        raise ValueError(f"{name} must be < 2**63, got {value}")
     return int(value)
 
 
@@ -283,6 +290,10 @@ class RMSprop(Optimizer):
 def _steps(start_step: Any, n_steps: Any) -> np.ndarray:
     start = _count("start_step", start_step, 0)
     n = _count("n_steps", n_steps, 0)
+    if start + n > 2**63:
+        raise ValueError(f"start_step + n_steps must be <= 2**63 (steps are int64), got "
+                         f"{start} + {n}")
+    check_allocation(n * 8, f"the multipliers of n_steps={n} steps")
     return np.arange(start, start + n, dtype=np.int64)
 
 
@@ -524,7 +535,7 @@ def from_config(cfg: Mapping[str, Any]) -> Any:
         raise TypeError(f"config must be a mapping, got {type(cfg).__name__}")
     settings = dict(cfg)
     name = settings.pop("class", None)
-    if name not in _CLASSES:
+    if not isinstance(name, str) or name not in _CLASSES:
         raise ValueError(f"config 'class' must be one of {sorted(_CLASSES)}, got {name!r}")
     cls = _CLASSES[name]
     settings.pop("step", None)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import ffnc.graph as G
+from ffnc.compiler.plan import PlanInterrupted
 from ffnc.graph.ir import INDEX_DTYPES, Node
 
 DEFAULT_INFERENCE_BATCH = 1024
@@ -63,7 +64,12 @@ class History:
     """What fit returns: ``history`` maps each logged quantity ("loss", "accuracy",
     "val_loss", "val_accuracy", "lr", ...) to its list of per-epoch values; ``epoch`` lists the
     epochs run (1-based). ``stopped_early`` and ``best_epoch`` report early stopping;
-    ``seconds`` the wall time of this fit call."""
+    ``seconds`` the wall time of this fit call.
+
+    ``interrupted`` is True when Ctrl-C stopped fit within an epoch (see fit); that epoch is
+    not in ``history``/``epoch`` (it has no validation) but in ``partial``: {"epoch",
+    "steps" (completed), "steps_per_epoch", "loss" and the metrics as means over the completed
+    steps (absent when none completed)}; None otherwise."""
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
@@ -71,6 +77,8 @@ class History:
         self.stopped_early = False
         self.best_epoch: int | None = None
         self.seconds = 0.0
+        self.interrupted = False
+        self.partial: dict[str, Any] | None = None
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         self.epoch.append(epoch)
@@ -99,7 +107,12 @@ class History:
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
-        return f"<History: {len(self.epoch)} epochs, last {last}>"
+        stop = ""
+        if self.partial is not None:
+            p = self.partial
+            stop = (f", interrupted in epoch {p['epoch']} after {p['steps']} of "
+                    f"{p['steps_per_epoch']} steps")
+        return f"<History: {len(self.epoch)} epochs, last {last}{stop}>"
 
 
 class Callback:
@@ -200,6 +213,12 @@ def _int_at_least(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def _check_model(model: Any, who: str) -> None:
@@ -306,13 +325,25 @@ def _metric_names(metrics: Any, loss: Any) -> list[str]:
         return ["accuracy"] if loss.name in ("softmax_cross_entropy", "bce") else []
     if isinstance(metrics, str):
         metrics = [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics must be a metric name or a list of them, got "
+                        f"{type(metrics).__name__}")
     names = []
     for m in metrics:
-        if m not in METRICS:
+        if not isinstance(m, str) or m not in METRICS:
             raise ValueError(f"metrics: unknown metric {m!r}; known: {', '.join(METRICS)}")
+        kind, wants = _METRIC_LOSSES.get(m, (None, None))
+        if wants is not None and loss.name not in wants:
+            raise ValueError(f"metric {m!r} needs a {kind} loss ({', '.join(wants)}), the "
+                             f"model's is {loss.name}")
         if m != "loss" and m not in names:
             names.append(m)
     return names
+
+
+# the losses each metric is defined for (see _metric_node)
+_METRIC_LOSSES = {"accuracy": ("classification", ("softmax_cross_entropy", "bce")),
+                  "mae": ("regression", ("mse", "l1", "gaussian_nll", "mdn"))}
 
 
 def _metric_node(name: str, loss: Any, out: Node, target: Node) -> Node:
@@ -492,7 +523,7 @@ def predict(model: Any, x: Any, *, batch_size: int | None = None,
     for start in range(0, rows, bs):
         chunk = [a[start:start + bs] for a in xs]
         result[start:start + len(chunk[0])] = plan.run(_feed(model, chunk))[0]
-    if raw or model.loss is None:
+    if _flag("predict: raw", raw) or model.loss is None:
         return result
     return model.loss.predict(result)
 
@@ -518,18 +549,21 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = Non
 
 @contextmanager
 def _threads(threads: Any):
-    import ffnc
+    """n threads for the ffnc calls made from this Python thread inside the block (None: the
+    current setting). A count of this thread's own (not ffnc.set_num_threads, process-wide):
+    fits running at once in other threads keep theirs, and nothing is left changed after."""
+    from ffnc import _core
 
     if threads is None:
         yield
         return
     n = _int_at_least("fit: threads", threads, 1)
-    before = ffnc._core.configured_num_threads()  # None: following OpenMP, as by default
-    ffnc.set_num_threads(n)
+    before = _core.local_num_threads()  # None, or an enclosing block's count
+    _core.set_local_num_threads(n)
     try:
         yield
     finally:
-        ffnc.set_num_threads(before)
+        _core.set_local_num_threads(before)
 
 
 def _split_validation(xs: list[np.ndarray], y: np.ndarray, split: Any):
@@ -585,6 +619,41 @@ class _Progress:
             self.bar.close()
 
 
+class _CtrlC:
+    """fit's SIGINT handler while it trains, in place of Python's default one (main thread
+    only): the first Ctrl-C asks the training plan to stop after its current step and fit to
+    stop at the next step or epoch boundary, whichever comes first; another one raises
+    KeyboardInterrupt, as usual. Plan.run_epoch recognises it by ``ffnc_step_boundary``: its
+    C-level handler still stops an epoch between two steps, where this one cannot run, and
+    sets ``requested`` when it used a Ctrl-C, so that the next one counts as the second."""
+
+    ffnc_step_boundary = True
+
+    def __init__(self, plan: Any, install: bool) -> None:
+        import signal
+        import threading
+
+        self.plan = plan
+        self.requested = False
+        self.previous = None
+        if install and threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.plan.interrupt()
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
 def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
         epochs: int = 10, batch_size: int | None = 32, shuffle: bool = True, seed: int = 0,
         validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
@@ -619,7 +688,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
     after every epoch, and when the file exists fit resumes from it, so an interrupted run
     that is resumed ends bit-identical to an uninterrupted one. With early stopping the best
     weights so far are also kept in "<checkpoint stem>.best.safetensors".
-    threads: the number of threads for this fit (default: ffnc's current setting).
+    threads: the number of threads for this fit's kernels (default: ffnc's current setting).
+    It applies to the calls this fit makes from the Python thread it runs in, and only for
+    the fit: fits running at once in other threads keep their own counts, and
+    ffnc.set_num_threads is left as it was. The trained weights do not depend on it (every
+    reduction runs in a fixed order): the same seed gives the same bits with 1 or 2 threads.
     distributed: True (or an ffnc.distributed.DataParallel) to train data-parallel over the
     MPI ranks of a job started with mpiexec: batch_size is the global batch, cut into one
     shard per rank, with one allreduce of the gradients per step; the ranks start from rank
@@ -628,12 +701,23 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
 
     Raises TrainingDiverged (a FloatingPointError) naming the epoch and step when the loss
     becomes NaN or infinite.
+
+    Ctrl-C (SIGINT; in the main thread, under Python's default handler) stops training after
+    the current step rather than the current epoch, and fit returns: the model keeps the
+    weights of the last completed step, the History has ``interrupted=True`` and the partial
+    epoch in ``partial``. No on_epoch_end callback sees the partial epoch, no best weights are
+    restored, and the checkpoint file keeps the end of the last whole epoch, from which a
+    rerun resumes exactly. A second Ctrl-C while fit stops raises KeyboardInterrupt as usual.
     """
     _check_model(model, "fit")
     loss = _loss_of(model, loss, "fit")
-    if loss is not model.loss:
-        model.loss = loss
     epochs = _int_at_least("fit: epochs", epochs, 0)
+    shuffle = _flag("fit: shuffle", shuffle)
+    if threads is not None:
+        _int_at_least("fit: threads", threads, 1)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"fit: checkpoint must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint).__name__}")
     verbose = _int_at_least("fit: verbose", verbose, 0)
     seed = _int_at_least("fit: seed", seed, 0)
     batch_arg = _batch_arg(batch_size, "fit")
@@ -663,6 +747,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
         group = data_parallel(distributed)
         threads = group.threads if threads is None else threads
         verbose = verbose if group.is_root else 0
+    if loss is not model.loss:  # set once every argument is checked: a refused call changes
+        model.loss = loss       # nothing
     started = time.perf_counter()
     # with several ranks, an error on one of them stops them all (group.guard)
     with _threads(threads), (group.guard(collective=(TrainingDiverged,)) if group is not None
@@ -688,6 +774,9 @@ def _early_stopper(spec: Any, has_validation: bool) -> EarlyStopping | None:
 def _callbacks(callbacks: Any) -> list[Callback]:
     if isinstance(callbacks, Callback) or callable(callbacks) and not isinstance(callbacks, type):
         callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"fit: callbacks must be a list of Callback objects or functions "
+                        f"f(epoch, logs), got {type(callbacks).__name__}")
     out = []
     for cb in callbacks:
         if isinstance(cb, Callback):
@@ -863,8 +952,12 @@ class _Trainer:
         for s in range(self.steps):
             lo, hi = s * self.batch, min((s + 1) * self.batch, self.rows)
             feed = _feed(self.model, [a[lo:hi] for a in xs], self.target, y[lo:hi])
-            records[s] = self._run(feed, self.batch,
-                                   None if lr_scale is None else lr_scale[s:s + 1])[0]
+            try:
+                records[s] = self._run(feed, self.batch,
+                                       None if lr_scale is None else lr_scale[s:s + 1])[0]
+            except PlanInterrupted as step:  # Ctrl-C: the epoch so far, as run_epoch's
+                raise PlanInterrupted(s + step.steps, self.steps,
+                                      np.concatenate([records[:s], step.records])) from None
             logs = dict(zip(["loss", *self.metrics], (float(v) for v in records[s]),
                             strict=True))
             if not math.isfinite(logs["loss"]):
@@ -909,15 +1002,30 @@ class _Trainer:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self.model)
         progress = _Progress(verbose, epochs, min(self.done, epochs))
+        # Ctrl-C stops after the current step; not data-parallel, where every rank must run it
+        ctrl_c = _CtrlC(self.plan, install=self.stepper is None)
         try:
             while self.done < epochs and not self.finished:
                 epoch = self.done + 1
+                if ctrl_c.requested:  # Ctrl-C came between two epochs
+                    self._interrupted(epoch, np.empty((0, 1 + len(self.metrics))))
+                    break
                 tic = time.perf_counter()
                 self.stop_requested = False
                 np.copyto(self.epoch_start, self.arena)
-                records = self._epoch(epoch)
+                try:
+                    records = self._epoch(epoch)
+                except PlanInterrupted as stop:  # Ctrl-C: stopped between two steps
+                    ctrl_c.requested = True  # the next one raises KeyboardInterrupt
+                    self._interrupted(epoch, stop.records)
+                    break
                 self._check_finite(epoch, records)
-                logs = self._logs(records)
+                try:
+                    logs = self._logs(records)
+                except PlanInterrupted:  # Ctrl-C in validation: the epoch trained, unvalidated
+                    ctrl_c.requested = True
+                    self._interrupted(epoch, records)
+                    break
                 if self.plateau is not None:
                     self.plateau.update(logs[self.plateau_monitor])
                 stop = False
@@ -948,15 +1056,38 @@ class _Trainer:
             if self.done >= epochs and not self.finished and self.stopper is not None:
                 self._restore_best()
         finally:
+            ctrl_c.uninstall()
             progress.close()
             # The model keeps its own copy of the weights, so the plan's memory can go.
             self.model.bind(np.array(self.arena))
+        if self.history.partial is not None and verbose:
+            p = self.history.partial
+            print(f"fit: interrupted in epoch {p['epoch']} after {p['steps']} of "
+                  f"{p['steps_per_epoch']} steps; the model keeps the weights of the last step",
+                  file=sys.stderr, flush=True)
         if self.stopper is not None:
             self.history.best_epoch = self.stopper.best_epoch
         for cb in self.callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(self.history)
         return self.history
+
+    def _interrupted(self, epoch: int, records: np.ndarray) -> None:
+        """Ctrl-C stopped epoch `epoch` after len(records) steps: the model keeps the weights
+        of the last completed step, the history notes the partial epoch. The checkpoint file,
+        if any, keeps the end of the last whole epoch, so resuming repeats this one and ends
+        as the uninterrupted run would."""
+        steps = len(records)
+        if steps:
+            self._check_finite(epoch, records)
+        partial: dict[str, Any] = {"epoch": epoch, "steps": steps,
+                                   "steps_per_epoch": self.steps}
+        if steps:
+            weights = self.weights[:steps] / self.weights[:steps].sum()
+            partial.update(zip(["loss", *self.metrics], (float(v) for v in weights @ records),
+                               strict=True))
+        self.history.interrupted = True
+        self.history.partial = partial
 
     def _restore_best(self) -> None:
         if self.best is not None and self.stopper.best_epoch is not None:

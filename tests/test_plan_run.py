@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import rss_leak_check
 
 import ffnc.graph as G
 from ffnc.compiler import SGD, Adam, Momentum, compile
@@ -144,6 +145,7 @@ def _rss_pages() -> int:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+@rss_leak_check
 def test_no_memory_growth_over_10000_steps():
     rng = np.random.default_rng(1)
     x, y, params, loss = net(np.float32, rng, sizes=(8, 32, 4))

@@ -46,10 +46,15 @@ static ffnc_status check_prelu(size_t rows, size_t cols, size_t n_alpha) {
     return FFNC_OK;
 }
 
+/* Rows of no column are no work, but the kernels' loops over rows would still count through
+ * them (any number of them: no array bounds them then). */
+static size_t rows_of_work(size_t rows, size_t cols) { return cols == 0 ? 0 : rows; }
+
 ffnc_status ffnc_prelu_forward(ffnc_dtype dtype, size_t rows, size_t cols, const void *src,
                                const void *alpha, size_t n_alpha, void *dst) {
     FFNC_TRY(check_prelu(rows, cols, n_alpha));
     FFNC_REQUIRE(alpha && (rows * cols == 0 || (src && dst)), FFNC_ERR_NULL_POINTER);
+    rows = rows_of_work(rows, cols);
     FFNC_DISPATCH(dtype, prelu_forward, rows, cols, src, alpha, n_alpha, dst);
 }
 
@@ -59,6 +64,7 @@ ffnc_status ffnc_prelu_backward(ffnc_dtype dtype, size_t rows, size_t cols, cons
     FFNC_TRY(check_prelu(rows, cols, n_alpha));
     FFNC_REQUIRE(alpha && diff_alpha, FFNC_ERR_NULL_POINTER);
     FFNC_REQUIRE(rows * cols == 0 || (diff_dst && src && diff_src), FFNC_ERR_NULL_POINTER);
+    rows = rows_of_work(rows, cols);
     FFNC_DISPATCH(dtype, prelu_backward, rows, cols, diff_dst, src, alpha, n_alpha, diff_src,
                   diff_alpha, accumulate);
 }
@@ -68,6 +74,7 @@ ffnc_status ffnc_bias_forward(ffnc_dtype dtype, size_t rows, size_t cols, const 
     size_t total;
     FFNC_TRY(ffnc_mul_size(rows, cols, &total));
     FFNC_REQUIRE(total == 0 || (src && bias && dst), FFNC_ERR_NULL_POINTER);
+    rows = rows_of_work(rows, cols);
     FFNC_DISPATCH(dtype, bias_forward, rows, cols, src, bias, dst);
 }
 

@@ -89,6 +89,9 @@ ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, 
 
     /* diff_pre and diff_bias in one pass; identity without a diff_pre buffer reads diff_dst. */
     const void *grad = diff_dst;
+    /* Identity's derivative needs no saved tensor, which may then be NULL; the kernel's row
+     * loops still offset it, so they get diff_dst in its place. */
+    if (act == FFNC_ACT_IDENTITY) saved = diff_dst;
     if (act != FFNC_ACT_IDENTITY || diff_pre != NULL) {
         ffnc_status s;
         switch (dtype) {

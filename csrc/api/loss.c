@@ -39,6 +39,8 @@ ffnc_status ffnc_log_softmax_forward(ffnc_dtype dtype, size_t rows, size_t cols,
     size_t total;
     FFNC_TRY(ffnc_mul_size(rows, cols, &total));
     FFNC_REQUIRE(total == 0 || (src && dst), FFNC_ERR_NULL_POINTER);
+    /* rows of no column: no work, but a loop over the rows would count through them all */
+    if (cols == 0) rows = 0;
     FFNC_DISPATCH(dtype, log_softmax_forward, rows, cols, src, dst);
 }
 
@@ -47,6 +49,7 @@ ffnc_status ffnc_log_softmax_backward(ffnc_dtype dtype, size_t rows, size_t cols
     size_t total;
     FFNC_TRY(ffnc_mul_size(rows, cols, &total));
     FFNC_REQUIRE(total == 0 || (diff_dst && dst && diff_src), FFNC_ERR_NULL_POINTER);
+    if (cols == 0) rows = 0; /* as the forward */
     FFNC_DISPATCH(dtype, log_softmax_backward, rows, cols, diff_dst, dst, diff_src);
 }
 

@@ -17,6 +17,11 @@ int ffnc_threads_for(size_t work, size_t grain);
  * `ffnc-bench threshold`, which measures where threading pays; not thread-safe. */
 void ffnc_override_grain(size_t grain);
 
+/* How many times ffnc_threads_for has chosen more than one thread in this process: lets tests
+ * check that the shapes they use really take the multithreaded paths (a relaxed atomic
+ * counter; exported for ctypes, not part of the API). */
+size_t ffnc_multithreaded_calls(void);
+
 /* Elements per thread below which cheap element-wise kernels (a few flops per value, memory
  * bound) stay on one thread. Measured with `ffnc-bench threshold` on a quiet 2-core Zen 3
  * (f32, AVX2): 2 threads break even on relu at 2^12 values and give 1.4x at 2^14; on tanh

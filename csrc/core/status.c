@@ -24,6 +24,7 @@ const char *ffnc_status_string(ffnc_status status) {
     case FFNC_ERR_FORMAT: return "the file is malformed, truncated or inconsistent";
     case FFNC_ERR_UNSUPPORTED: return "the file describes a model or tensor this build does not support";
     case FFNC_ERR_NOT_FOUND: return "no entry of that name";
+    case FFNC_ERR_INTERRUPTED: return "interrupted between two steps";
     }
     return "unknown ffnc status code";
 }

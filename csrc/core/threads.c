@@ -6,7 +6,10 @@
  * read at every call (omp_get_max_threads: OMP_NUM_THREADS, omp_set_num_threads of the libgomp
  * ffnc is linked to, hence threadpoolctl's OpenMP limits). A per-thread cap, set by
  * ffnc_set_thread_limit (threadpoolctl's ffnc controller), bounds either count, so
- * `threadpool_limits(1)` also holds when the user chose a count explicitly. */
+ * `threadpool_limits(1)` also holds when the user chose a count explicitly. A count for the
+ * calling thread only (ffnc_set_local_num_threads: what ffnc.train.fit(threads=n) sets) takes
+ * precedence over both, so that two threads training at once can each use their own count
+ * without racing on the process-wide one; the cap bounds it too. */
 #include <stdatomic.h>
 
 #include <omp.h>
@@ -15,6 +18,9 @@
 
 static atomic_int configured_threads; /* 0: follow the OpenMP default */
 static _Thread_local int thread_limit; /* 0: no cap for calls from this thread */
+static _Thread_local int local_threads; /* 0: no count of this thread's own */
+/* Calls of ffnc_threads_for that chose more than one thread (see internal.h). */
+static atomic_size_t multithreaded_calls;
 
 ffnc_status ffnc_set_num_threads(int n) {
     FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
@@ -32,8 +38,17 @@ ffnc_status ffnc_set_thread_limit(int n) {
 
 int ffnc_get_thread_limit(void) { return thread_limit; }
 
+ffnc_status ffnc_set_local_num_threads(int n) {
+    FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
+    local_threads = n;
+    return FFNC_OK;
+}
+
+int ffnc_get_local_num_threads(void) { return local_threads; }
+
 int ffnc_get_num_threads(void) {
-    int n = atomic_load(&configured_threads);
+    int n = local_threads;
+    if (n == 0) n = atomic_load(&configured_threads);
     if (n == 0) {
         n = omp_get_max_threads();
         if (n < 1) n = 1;
@@ -54,8 +69,12 @@ int ffnc_threads_for(size_t work, size_t grain) {
     size_t useful = work / grain;
     if (useful <= 1) return 1;
     int n = ffnc_get_num_threads();
-    return useful < (size_t)n ? (int)useful : n;
+    if (useful < (size_t)n) n = (int)useful;
+    if (n > 1) atomic_fetch_add_explicit(&multithreaded_calls, 1, memory_order_relaxed);
+    return n;
 }
+
+size_t ffnc_multithreaded_calls(void) { return atomic_load(&multithreaded_calls); }
 
 const char *ffnc_openmp_info(void) {
 #define FFNC_STR_(x) #x

@@ -44,7 +44,8 @@ typedef enum ffnc_status {
     FFNC_ERR_IO = 9,                /* a file could not be opened, read, written or renamed */
     FFNC_ERR_FORMAT = 10,           /* a file is malformed, truncated or inconsistent */
     FFNC_ERR_UNSUPPORTED = 11,      /* a well-formed file describes what this build cannot run */
-    FFNC_ERR_NOT_FOUND = 12         /* no tensor or metadata entry of that name */
+    FFNC_ERR_NOT_FOUND = 12,        /* no tensor or metadata entry of that name */
+    FFNC_ERR_INTERRUPTED = 13       /* ffnc_plan_interrupt stopped an epoch between two steps */
 } ffnc_status;
 
 /* A sentence describing `status`; never NULL, for unknown codes too. */
@@ -77,12 +78,20 @@ ffnc_status ffnc_set_num_threads(int n);
 /* The count set by ffnc_set_num_threads, or 0 while ffnc follows the OpenMP default. */
 int ffnc_get_configured_threads(void);
 /* The number of threads ffnc's kernels use for calls made from the calling thread: the count
- * set by ffnc_set_num_threads, else the OpenMP default, capped by ffnc_set_thread_limit. */
+ * set by ffnc_set_local_num_threads in this thread, else the one set by ffnc_set_num_threads,
+ * else the OpenMP default; capped by ffnc_set_thread_limit. */
 int ffnc_get_num_threads(void);
 /* Caps the threads of calls made from the calling thread at n (n >= 1), or removes the cap
  * (n = 0). threadpoolctl's threadpool_limits sets it through ffnc's controller. */
 ffnc_status ffnc_set_thread_limit(int n);
 int ffnc_get_thread_limit(void);
+/* Sets the number of threads of calls made from the calling thread only (n >= 1), in place of
+ * ffnc_set_num_threads' count and the OpenMP default (the cap above still bounds it), or
+ * removes it (n = 0). Lets two threads run ffnc at once, each with its own count. Results do
+ * not depend on the count (see the top of this file). */
+ffnc_status ffnc_set_local_num_threads(int n);
+/* The count set by ffnc_set_local_num_threads in the calling thread, or 0. */
+int ffnc_get_local_num_threads(void);
 
 typedef enum ffnc_isa {
     FFNC_ISA_GENERIC = 0,
@@ -342,6 +351,11 @@ ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, 
  * ffnc_plan_create checks every operand of every instruction (in bounds at every batch size,
  * with overflow-checked arithmetic, input slots read only, the right element type), so a
  * created plan never reads or writes outside its arenas or its inputs.
+ *
+ * Threads: a plan is run by one thread at a time (its arenas are the step's working memory):
+ * calls on one plan from several threads at once must be serialised by the caller (Python's
+ * ffnc.compiler.Plan holds a lock per plan), ffnc_plan_interrupt excepted. Different plans run
+ * at once from different threads, each call on its own OpenMP team.
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum ffnc_plan_arena {
@@ -581,12 +595,27 @@ size_t ffnc_plan_update_begin(const ffnc_plan *plan);
  * slot to rows [s batch, min(rows, (s + 1) batch)) (fixed-size slots are bound whole), so
  * the last step may be smaller. After each step the plan's record scalars are stored as
  * doubles in records[s * n_records + j] (records may be NULL when n_records is 0).
- * Stops at the first error (see ffnc_plan_run); *steps_done gets the steps completed. */
+ * Stops at the first error (see ffnc_plan_run) or at an interrupt request between steps
+ * (FFNC_ERR_INTERRUPTED, see ffnc_plan_interrupt); *steps_done gets the steps completed. */
 ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
                                 const void *const *inputs, double *records, size_t *steps_done,
                                 size_t *failed_instr);
 
-/* The step counter (steps completed since creation, or as last set, e.g. from a checkpoint). */
+/* Interrupting an epoch (a Ctrl-C handler, another thread): ffnc_plan_interrupt requests that
+ * the ffnc_plan_run_epoch(_scaled) running on `plan` stop at the next step boundary. The run
+ * checks before each step; when a request is pending it clears it and returns
+ * FFNC_ERR_INTERRUPTED, *steps_done telling the steps completed (their records are stored),
+ * so the plan is exactly as after that many steps: parameters, optimizer state and step
+ * counter all consistent, ready to run again. A request made while no epoch runs stops the
+ * next one before its first step. Async-signal-safe (one lock-free atomic store) and callable
+ * from any thread. ffnc_plan_run and ffnc_plan_run_phase, single steps, ignore requests.
+ * ffnc_plan_clear_interrupt withdraws a pending request: 1 when there was one, else 0. */
+ffnc_status ffnc_plan_interrupt(ffnc_plan *plan);
+int ffnc_plan_clear_interrupt(ffnc_plan *plan);
+
+/* The step counter (steps completed since creation, or as last set, e.g. from a checkpoint).
+ * It ends at INT64_MAX: at that value every run (either phase too), and any epoch that would
+ * count past it, is refused before it starts (FFNC_ERR_INVALID_ARGUMENT). */
 int64_t ffnc_plan_get_step(const ffnc_plan *plan);
 ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step);
 

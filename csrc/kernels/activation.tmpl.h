@@ -135,15 +135,10 @@ ffnc_status KERNEL(prelu_backward)(size_t rows, size_t cols, const REAL *diff_ds
                                    REAL *diff_src, REAL *diff_alpha, int accumulate) {
     int nt = ffnc_threads_for(rows * cols, FFNC_GRAIN_ELEMENTWISE);
     size_t alpha_step = n_alpha == 1 ? 0 : 1;
-    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
-        const REAL *x = src + r * cols;
-        const REAL *g = diff_dst + r * cols;
-        REAL *dx = diff_src + r * cols;
-        for (size_t c = 0; c < cols; c++) dx[c] = x[c] > 0 ? g[c] : alpha[c * alpha_step] * g[c];
-    });
 
     /* d alpha_c = sum over the elements using alpha_c, with x <= 0, of g x; in double, in a
-     * fixed order. Per-unit slopes: columns split across threads, rows in order. */
+     * fixed order. Per-unit slopes: columns split across threads, rows in order. Computed
+     * before diff_src is written: diff_src may be diff_dst itself (in place). */
     if (n_alpha == cols) {
         FFNC_PARALLEL_FOR(for (size_t c = 0; c < cols; c++) {
             double sum = 0;
@@ -168,6 +163,13 @@ ffnc_status KERNEL(prelu_backward)(size_t rows, size_t cols, const REAL *diff_ds
         for (size_t b = 0; b < nblocks; b++) sum += partial[b];
         diff_alpha[0] = (REAL)(accumulate ? (double)diff_alpha[0] + sum : sum);
     }
+
+    FFNC_PARALLEL_FOR(for (size_t r = 0; r < rows; r++) {
+        const REAL *x = src + r * cols;
+        const REAL *g = diff_dst + r * cols;
+        REAL *dx = diff_src + r * cols;
+        for (size_t c = 0; c < cols; c++) dx[c] = x[c] > 0 ? g[c] : alpha[c * alpha_step] * g[c];
+    });
     return FFNC_OK;
 }
 

@@ -242,21 +242,51 @@ static ffnc_status parse_model(const json_doc *doc, ffnc_model_desc *desc, size_
     return FFNC_OK;
 }
 
-/* Reads tensor `name` of exactly `shape` into dst. */
-static ffnc_status read_tensor(const ffnc_safetensors *f, const char *name,
-                               ffnc_tensor_dtype dtype, size_t ndim, const size_t *shape,
-                               void *dst) {
+/* Checks that the file holds tensor `name` of exactly `dtype` and `shape`; *count gets its
+ * elements. */
+static ffnc_status check_tensor(const ffnc_safetensors *f, const char *name,
+                                ffnc_tensor_dtype dtype, size_t ndim, const size_t *shape,
+                                size_t *count) {
     ffnc_tensor_info info;
     ffnc_status s = ffnc_safetensors_find(f, name, &info);
     FFNC_REQUIRE(s != FFNC_ERR_NOT_FOUND, FFNC_ERR_FORMAT);
     FFNC_TRY(s);
     FFNC_REQUIRE(info.dtype == dtype && info.ndim == ndim, FFNC_ERR_FORMAT);
-    size_t count = 1;
-    for (size_t d = 0; d < ndim; d++) {
-        FFNC_REQUIRE(info.shape[d] == shape[d], FFNC_ERR_FORMAT);
-        count *= shape[d];
-    }
+    for (size_t d = 0; d < ndim; d++) FFNC_REQUIRE(info.shape[d] == shape[d], FFNC_ERR_FORMAT);
+    *count = info.count;
+    return FFNC_OK;
+}
+
+/* Reads tensor `name` of exactly `shape` into dst. */
+static ffnc_status read_tensor(const ffnc_safetensors *f, const char *name,
+                               ffnc_tensor_dtype dtype, size_t ndim, const size_t *shape,
+                               void *dst) {
+    size_t count;
+    FFNC_TRY(check_tensor(f, name, dtype, ndim, shape, &count));
     return ffnc_safetensors_read(f, name, dtype, count, dst);
+}
+
+/* Every layer's weight and bias, shaped as `sizes` says: checked against the file when `m` is
+ * NULL, else read into m's parameters. */
+static ffnc_status layer_tensors(const ffnc_safetensors *f, const layer_spec *specs,
+                                 const size_t *sizes, size_t n_layers, ffnc_tensor_dtype dtype,
+                                 ffnc_model *m) {
+    for (size_t l = 0; l < n_layers; l++) {
+        char weight[MAX_NAME + 16], bias[MAX_NAME + 16];
+        size_t shape[2] = {sizes[l], sizes[l + 1]}, count;
+        snprintf(weight, sizeof weight, "%s.weight", specs[l].prefix);
+        snprintf(bias, sizeof bias, "%s.bias", specs[l].prefix);
+        if (!m) {
+            FFNC_TRY(check_tensor(f, weight, dtype, 2, shape, &count));
+            FFNC_TRY(check_tensor(f, bias, dtype, 1, &shape[1], &count));
+            continue;
+        }
+        void *w, *b;
+        FFNC_TRY(ffnc_model_layer_params(m, l, &w, &b));
+        FFNC_TRY(read_tensor(f, weight, dtype, 2, shape, w));
+        FFNC_TRY(read_tensor(f, bias, dtype, 1, &shape[1], b));
+    }
+    return FFNC_OK;
 }
 
 /* Restores the optimizer state when the file has one the C API trains; *consumed counts the
@@ -351,6 +381,7 @@ static ffnc_status load_file(const ffnc_safetensors *f, ffnc_model **out) {
         alphas = malloc(desc.n_layers * sizeof(double));
         if (!sizes || !acts || !alphas) s = FFNC_ERR_OUT_OF_MEMORY;
     }
+    ffnc_tensor_dtype dtype = desc.dtype == FFNC_F32 ? FFNC_TENSOR_F32 : FFNC_TENSOR_F64;
     if (s == FFNC_OK) {
         sizes[0] = input;
         for (size_t l = 0; l < desc.n_layers; l++) {
@@ -358,22 +389,17 @@ static ffnc_status load_file(const ffnc_safetensors *f, ffnc_model **out) {
             acts[l] = specs[l].act;
             alphas[l] = specs[l].alpha;
         }
+        /* The tensors before the model: a config declaring layers larger than the file holds
+         * must not make the loader allocate them. */
+        s = layer_tensors(f, specs, sizes, desc.n_layers, dtype, NULL);
+    }
+    if (s == FFNC_OK) {
         desc.sizes = sizes, desc.activations = acts, desc.alphas = alphas;
         s = ffnc_model_create(&desc, 0, &m);
         /* a description the library refuses is not a valid checkpoint */
         if (s == FFNC_ERR_INVALID_ARGUMENT || s == FFNC_ERR_SIZE_OVERFLOW) s = FFNC_ERR_FORMAT;
     }
-    ffnc_tensor_dtype dtype = desc.dtype == FFNC_F32 ? FFNC_TENSOR_F32 : FFNC_TENSOR_F64;
-    for (size_t l = 0; s == FFNC_OK && l < desc.n_layers; l++) {
-        char name[MAX_NAME + 16];
-        size_t shape[2] = {sizes[l], sizes[l + 1]};
-        void *w, *b;
-        ffnc_model_layer_params(m, l, &w, &b);
-        snprintf(name, sizeof name, "%s.weight", specs[l].prefix);
-        s = read_tensor(f, name, dtype, 2, shape, w);
-        snprintf(name, sizeof name, "%s.bias", specs[l].prefix);
-        if (s == FFNC_OK) s = read_tensor(f, name, dtype, 1, &shape[1], b);
-    }
+    if (s == FFNC_OK) s = layer_tensors(f, specs, sizes, desc.n_layers, dtype, m);
     size_t optimizer_tensors = 0;
     if (s == FFNC_OK) s = load_optimizer(f, m, &optimizer_tensors);
     /* Every tensor must be accounted for: a stray one means the config and the weights

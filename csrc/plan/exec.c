@@ -177,6 +177,9 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
         int kind = in->opcode == FFNC_OP_SOFTMAX       ? PLAN_SOFTMAX
                    : in->opcode == FFNC_OP_LOG_SOFTMAX ? PLAN_LOG_SOFTMAX
                                                        : PLAN_LOGSUMEXP;
+        /* Lines of no element: nothing to write, and m x k, which no operand then bounds,
+         * could be any count of lines (logsumexp writes -inf to its m x k outputs). */
+        if (n == 0 && kind != PLAN_LOGSUMEXP) return FFNC_OK;
         if (dt == FFNC_F32) softmax_family_f32(kind, m, n, k, p[0], p[1]);
         else softmax_family_f64(kind, m, n, k, p[0], p[1]);
         return FFNC_OK;
@@ -184,6 +187,7 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
     case FFNC_OP_SOFTMAX_BACKWARD:
     case FFNC_OP_LOG_SOFTMAX_BACKWARD: {
         int log_form = in->opcode == FFNC_OP_LOG_SOFTMAX_BACKWARD;
+        if (n == 0) return FFNC_OK; /* as the forward: no element, and m x k unbounded */
         if (log_form && k == 1) return ffnc_log_softmax_backward(dt, m, n, p[0], p[1], p[2]);
         if (dt == FFNC_F32) softmax_backward_f32(log_form, m, n, k, p[0], p[1], p[2]);
         else softmax_backward_f64(log_form, m, n, k, p[0], p[1], p[2]);
@@ -203,10 +207,13 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
     case FFNC_OP_PRELU_BACKWARD:
         return ffnc_prelu_backward(dt, m, n, p[0], p[1], p[2], k, p[3], p[4], acc);
     case FFNC_OP_TRANSPOSE:
+        /* an empty output: the loops would still run over the other size, unbounded then */
+        if (m == 0 || n == 0) return FFNC_OK;
         if (dt == FFNC_F32) transpose_f32(m, n, p[0], p[1]);
         else transpose_f64(m, n, p[0], p[1]);
         return FFNC_OK;
     case FFNC_OP_SQDIST:
+        if (m == 0 || n == 0) return FFNC_OK; /* as TRANSPOSE */
         if (dt == FFNC_F32) sqdist_f32(m, n, k, p[0], p[1], p[2]);
         else sqdist_f64(m, n, k, p[0], p[1], p[2]);
         return FFNC_OK;

@@ -420,7 +420,9 @@ static ffnc_status check_at(const ffnc_plan_desc *d, const ffnc_plan_instr *in, 
         size_t have, end;
         FFNC_TRY(available(d, ref, batch, &have));
         FFNC_TRY(add_size(ref.offset, spec[i].elems, &end));
-        FFNC_REQUIRE(spec[i].elems == 0 || end <= have, FFNC_ERR_INVALID_ARGUMENT);
+        /* an empty operand too: a run forms its pointer from the offset, at most one past
+         * the end */
+        FFNC_REQUIRE(end <= have, FFNC_ERR_INVALID_ARGUMENT);
     }
     for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++)
         FFNC_REQUIRE(used[r] || in->refs[r].arena == FFNC_PLAN_NONE, FFNC_ERR_INVALID_ARGUMENT);
@@ -532,6 +534,7 @@ ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
     plan->elem_size = desc->dtype == FFNC_F32 ? sizeof(float) : sizeof(double);
     plan->max_batch = desc->max_batch;
     plan->lr_scale = 1;
+    atomic_init(&plan->interrupt, 0);
     for (int a = 0; a < 4; a++) {
         /* At least one cache line, so every arena pointer is valid; rounded to 64 bytes for
          * aligned_alloc. */
@@ -650,6 +653,8 @@ static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *in
 static ffnc_status check_run(const ffnc_plan *plan, size_t batch, const void *const *inputs) {
     FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
     FFNC_REQUIRE(batch >= 1 && batch <= plan->max_batch, FFNC_ERR_INVALID_ARGUMENT);
+    /* A counter at INT64_MAX (set so) cannot count the step, nor Adam number it. */
+    FFNC_REQUIRE(plan->step < INT64_MAX, FFNC_ERR_INVALID_ARGUMENT);
     FFNC_REQUIRE(plan->n_inputs == 0 || inputs, FFNC_ERR_NULL_POINTER);
     for (size_t i = 0; i < plan->n_inputs; i++)
         FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
@@ -726,6 +731,7 @@ static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
     for (size_t i = 0; i < plan->n_inputs; i++) FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
     const void *bound[FFNC_PLAN_EPOCH_STACK_INPUTS];
     size_t steps = rows / batch + (rows % batch != 0);
+    FFNC_REQUIRE((uint64_t)(INT64_MAX - plan->step) >= steps, FFNC_ERR_INVALID_ARGUMENT);
     if (lr_scale) FFNC_TRY(check_lr_scale(plan, lr_scale, steps));
     for (size_t s = 0; s < steps; s++) {
         size_t first = s * batch;
@@ -735,6 +741,7 @@ static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
             size_t skip = first * plan->inputs[i].size.per_batch * input_elem_size(plan, i);
             bound[i] = (const char *)inputs[i] + skip;
         }
+        if (atomic_exchange(&plan->interrupt, 0)) return FFNC_ERR_INTERRUPTED;
         if (lr_scale) plan->lr_scale = lr_scale[s];
         ffnc_status status = run_step(plan, this_batch, bound, failed_instr);
         plan->lr_scale = 1;
@@ -744,6 +751,21 @@ static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
         if (steps_done) *steps_done = s + 1;
     }
     return FFNC_OK;
+}
+
+/* ---- interrupting an epoch (ffnc_plan_interrupt) ------------------------------------------ */
+
+/* A signal handler may call ffnc_plan_interrupt: the flag must not be a lock in disguise. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "ffnc_plan_interrupt needs a lock-free atomic_int");
+
+ffnc_status ffnc_plan_interrupt(ffnc_plan *plan) {
+    FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
+    atomic_store(&plan->interrupt, 1);
+    return FFNC_OK;
+}
+
+int ffnc_plan_clear_interrupt(ffnc_plan *plan) {
+    return plan ? atomic_exchange(&plan->interrupt, 0) != 0 : 0;
 }
 
 ffnc_status ffnc_plan_run_epoch(ffnc_plan *plan, size_t rows, size_t batch,

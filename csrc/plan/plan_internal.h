@@ -2,6 +2,8 @@
 #ifndef FFNC_PLAN_INTERNAL_H
 #define FFNC_PLAN_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "internal.h"
 
 struct ffnc_plan {
@@ -20,6 +22,9 @@ struct ffnc_plan {
     /* The learning rates of the update instructions are multiplied by this during a step of
      * ffnc_plan_run_epoch_scaled; 1 otherwise. */
     double lr_scale;
+    /* Set by ffnc_plan_interrupt (from a signal handler or another thread), cleared by the
+     * epoch that honours it. */
+    atomic_int interrupt;
 };
 
 /* fixed + per_batch * batch; the plan validated this at max_batch, so it cannot overflow for

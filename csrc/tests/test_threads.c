@@ -72,6 +72,40 @@ static void test_zero_follows_openmp_again(void) {
     omp_set_num_threads(saved);
 }
 
+static void *local_count_in_a_new_thread(void *out) {
+    int *seen = out;
+    seen[0] = ffnc_get_local_num_threads();
+    CHECK_OK(ffnc_set_local_num_threads(1));
+    seen[1] = ffnc_get_num_threads();
+    return NULL;
+}
+
+/* A thread's own count beats the process-wide one, in that thread only; the cap bounds it. */
+static void test_local_count_applies_to_its_thread_only(void) {
+    CHECK_OK(ffnc_set_num_threads(3));
+    CHECK(ffnc_get_local_num_threads() == 0);
+    CHECK_OK(ffnc_set_local_num_threads(2));
+    CHECK(ffnc_get_local_num_threads() == 2);
+    CHECK(ffnc_get_num_threads() == 2);
+    CHECK(ffnc_get_configured_threads() == 3);
+    CHECK(count_in_another_thread() == 3);
+    pthread_t thread;
+    int seen[2] = {-1, -1};
+    CHECK(pthread_create(&thread, NULL, local_count_in_a_new_thread, seen) == 0);
+    pthread_join(thread, NULL);
+    CHECK(seen[0] == 0 && seen[1] == 1);
+    CHECK(ffnc_get_num_threads() == 2); /* the other thread's count stayed there */
+    CHECK_OK(ffnc_set_local_num_threads(5));
+    CHECK_OK(ffnc_set_thread_limit(4));
+    CHECK(ffnc_get_num_threads() == 4);
+    CHECK_OK(ffnc_set_thread_limit(0));
+    CHECK_STATUS(ffnc_set_local_num_threads(-1), FFNC_ERR_INVALID_ARGUMENT);
+    CHECK(ffnc_get_local_num_threads() == 5);
+    CHECK_OK(ffnc_set_local_num_threads(0));
+    CHECK(ffnc_get_num_threads() == 3);
+    CHECK_OK(ffnc_set_num_threads(0));
+}
+
 static void test_bad_values(void) {
     CHECK_STATUS(ffnc_set_thread_limit(-1), FFNC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ffnc_set_num_threads(-1), FFNC_ERR_INVALID_ARGUMENT);
@@ -84,6 +118,7 @@ int main(void) {
     test_cap_bounds_the_default_in_this_thread_only();
     test_cap_bounds_an_explicit_count();
     test_zero_follows_openmp_again();
+    test_local_count_applies_to_its_thread_only();
     test_bad_values();
     return check_report("threads");
 }

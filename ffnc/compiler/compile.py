@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ffnc import _core
+from ffnc._memory import MEMORY_LIMIT, check_allocation, format_bytes
 from ffnc.compiler.lower import Lowering, shape_size
 from ffnc.compiler.memory import plan_activations
 from ffnc.compiler.plan import Plan
@@ -25,6 +26,19 @@ def _plan_dtype(nodes: list[Node]) -> np.dtype:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MAX_SIZE = 2**63  # sizes and counts are size_t / int64 in C
+
+
+def _check_arena_sizes(dtype: np.dtype, batch_size: int, sizes: tuple) -> None:
+    """A plan whose arenas could not fit in this machine's memory is refused before the C
+    side is asked to allocate them (sizes in elements, for batches of batch_size rows)."""
+    total = sum(sizes) * dtype.itemsize
+    if total > MEMORY_LIMIT:
+        names = ("parameters", "gradients", "optimizer state", "activations")
+        parts = ", ".join(f"{n} {format_bytes(z * dtype.itemsize)}"
+                          for n, z in zip(names, sizes, strict=True) if z)
+        check_allocation(total, f"a plan for batches of up to batch_size={batch_size} rows "
+                                f"({parts})")
 
 
 def _check_for_dtype(opt: Optimizer, dtype: np.dtype) -> None:
@@ -103,9 +117,11 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
         its clip_norm is set), ends each run.
     """
     outs, single = node_list(outputs, "outputs")
+    if not outs:
+        raise ValueError("outputs is empty: a plan needs at least one output node")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            or not 1 <= batch_size < _MAX_SIZE:
+        raise ValueError(f"batch_size must be an int in [1, 2**63), got {batch_size!r}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an ffnc.optim optimizer (SGD, Momentum, Adam, "
                         f"AdamW, RMSprop), got {type(optimizer).__name__}")
@@ -116,7 +132,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     everything = topo_order(outs + ([loss] if loss is not None else []))
     if params is None:
         params = [n for n in everything if n.op == "parameter"]
-    params = list(params)
+    params = node_list(params, "params")[0]
     for p in params:
         if not isinstance(p, Node) or p.op != "parameter":
             raise TypeError(f"params must be parameter nodes, got {p!r}")
@@ -145,7 +161,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     graph_nodes = topo_order(roots)
     if inputs is None:
         inputs = sorted((n for n in graph_nodes if n.op == "placeholder"), key=lambda n: n.id)
-    inputs = list(inputs)
+    inputs = node_list(inputs, "inputs")[0]
     program = Program()
     for slot, x in enumerate(inputs):
         if not isinstance(x, Node) or x.op != "placeholder":
@@ -193,6 +209,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
             lowering._copy_into(node, v, False)
         out_values.append((orig, v))
     memory = plan_activations(program.instrs, [v for _, v in out_values], int(batch_size))
+    _check_arena_sizes(dtype, int(batch_size), (total, total, state_top, memory.arena))
 
     records = [(orig, v) for orig, v in out_values if orig.shape == ()]
     handle = _core.PlanHandle(

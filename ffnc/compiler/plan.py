@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from ffnc import _core
 from ffnc.compiler.memory import MemoryReport
 from ffnc.compiler.program import Instr, Value, size_at
 from ffnc.graph.ir import Node, resolve_shape
+
+PlanInterrupted = _core.PlanInterrupted
 
 
 class Plan:
@@ -26,6 +29,15 @@ class Plan:
     optimizer's buffers) and, with gradient clipping, ``grad_norm``. Parameters, optimizer
     state and step are everything an update reads: restoring them resumes training
     bit-identically.
+
+    Threads: a plan runs one call at a time. ``run``, ``run_epoch``, ``compute_gradients``,
+    ``apply_update`` and the ``lr`` and ``step`` setters called at once from several threads
+    wait for each other (the GIL is released while they wait and while they run), so each
+    step runs whole and returns its own outputs, as if the calls had been made one after the
+    other in some order. Between ``compute_gradients`` and ``apply_update`` another thread's
+    call may run: give each thread its own plan for that. Reading or writing the arena views
+    while another thread runs the plan is a data race (the values are unspecified, the memory
+    stays valid). ``interrupt()`` does not wait.
     """
 
     def __init__(self, handle: _core.PlanHandle, *, outputs: list[tuple[Node, Value]],
@@ -34,6 +46,7 @@ class Plan:
                  optimizer: Any = None, optimizer_state: dict[str, Value] | None = None,
                  grad_norm: Value | None = None) -> None:
         self._handle = handle
+        self._lock = threading.Lock()  # one call into the plan at a time (see above)
         self._outputs = outputs
         self._single = single
         self.inputs = list(inputs)
@@ -88,7 +101,8 @@ class Plan:
 
     @step.setter
     def step(self, value: int) -> None:
-        self._handle.step = value
+        with self._lock:
+            self._handle.step = value
 
     @property
     def lr(self) -> float:
@@ -100,7 +114,8 @@ class Plan:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._handle.lr = value
+        with self._lock:
+            self._handle.lr = value
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """The optimizer's state buffers by name ("velocity"; "m", "v"; "square_avg",
@@ -148,11 +163,12 @@ class Plan:
     def run(self, feed: Mapping[Any, np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """One step over `feed` (placeholder node or name -> array): forward, backward and
         the optimizer update when the plan has one. Returns copies of the outputs."""
-        if self._slot_names is not None:
-            out = self._handle.run_named(feed, self._slot_names, self._single_view)
-            if out is not None:
-                return out if self._single_view is not None else self._results(out)
-        return self._results(self._handle.run(self._arrays(feed)))
+        with self._lock:
+            if self._slot_names is not None:
+                out = self._handle.run_named(feed, self._slot_names, self._single_view)
+                if out is not None:
+                    return out if self._single_view is not None else self._results(out)
+            return self._results(self._handle.run(self._arrays(feed)))
 
     def _results(self, batch: int) -> np.ndarray | list[np.ndarray]:
         """Copies of the outputs of the step just run over `batch` rows."""
@@ -180,10 +196,25 @@ class Plan:
         lr_scale: None, or a float64 array of ceil(rows / batch_size) learning-rate
         multipliers, finite and >= 0: step s updates with ``lr * lr_scale[s]`` (e.g.
         ``schedule.multipliers(plan.step, steps)`` from ffnc.optim); ``lr`` itself is
-        unchanged. Checked before any step runs."""
+        unchanged. Checked before any step runs.
+
+        Ctrl-C (SIGINT, in the main thread under Python's default handler) or ``interrupt()``
+        stops the epoch after the current step with PlanInterrupted (a KeyboardInterrupt)
+        carrying the steps completed and their records; the plan is exactly as after those
+        steps and can run on."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-        return self._handle.run_epoch(self._arrays(feed), int(batch_size), lr_scale)
+        if not 1 <= batch_size <= self.max_batch:
+            raise ValueError(f"batch_size must be in [1, {self.max_batch}] (the plan's maximum), "
+                             f"got {batch_size}")
+        with self._lock:
+            return self._handle.run_epoch(self._arrays(feed), int(batch_size), lr_scale)
+
+    def interrupt(self) -> None:
+        """Asks the ``run_epoch`` running on this plan in another thread to stop after its
+        current step (it raises PlanInterrupted); made while no epoch runs, the request stops
+        the next one before its first step. Thread-safe; what Ctrl-C does to an epoch."""
+        self._handle.interrupt()
 
     # ---- a step in two phases, for work on the gradients between them (ffnc.distributed
     # averages them across processes)
@@ -193,14 +224,16 @@ class Plan:
         instruction before the update, leaving the gradients in ``grad_arena`` (unclipped).
         Change them there if you will, then call ``apply_update()``: the two calls do what
         ``run(feed)`` does, bit for bit. Returns the batch size (rows)."""
-        return self._handle.compute_gradients(self._arrays(feed))
+        with self._lock:
+            return self._handle.compute_gradients(self._arrays(feed))
 
     def apply_update(self) -> np.ndarray | list[np.ndarray]:
         """The second phase of the step ``compute_gradients`` began: gradient clipping and the
         optimizer update from ``grad_arena`` as it is now (then any instruction after them);
         counts the step. Returns the outputs, as ``run`` does. A RuntimeError without a
         preceding ``compute_gradients``."""
-        return self._results(self._handle.apply_update())
+        with self._lock:
+            return self._results(self._handle.apply_update())
 
     @property
     def outputs(self) -> list[Node]:

@@ -76,6 +76,9 @@ def gradcheck(f: Callable[..., Node], inputs: Sequence[np.ndarray], order: int =
     The relative error is max|sym - fd| / (max(|sym|, |fd|) + atol). Returns a report; raises
     GradcheckError when an error exceeds rtol and raise_on_failure is set.
     """
+    if not callable(f):
+        raise TypeError(f"gradcheck: f must be a function building a graph, got "
+                        f"{type(f).__name__}")
     if order not in (1, 2):
         raise ValueError(f"gradcheck: order must be 1 or 2, got {order!r}")
     for m in modes:

@@ -26,10 +26,16 @@ MAX_DENSE_SIZE = 4096  # hessian and jacobian build one sweep per row or column
 
 
 def _vectors(vs: Any, xs: list[Node], what: str) -> list[Node]:
+    if not isinstance(vs, (Node, np.ndarray, list, tuple)):
+        raise TypeError(f"{what}: vs must be a node, an array or a list of them (one per x), "
+                        f"got {type(vs).__name__}")
     vs_list = [vs] if isinstance(vs, (Node, np.ndarray)) else list(vs)
     if len(vs_list) != len(xs):
         raise ValueError(f"{what}: {len(xs)} inputs but {len(vs_list)} vectors")
-    return [as_node(v) for v in vs_list]
+    try:
+        return [as_node(v) for v in vs_list]
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{what}: vs: {exc}") from None
 
 
 def hvp(y: Node, xs: Node | Sequence[Node], vs: Any, mode: str = HVP_DEFAULT) -> Node | list[Node]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ffnc.graph.ir import Node, format_shape, topo_order
+from ffnc.graph.ir import Node, format_shape, node_list, topo_order
 from ffnc.graph.ops import REGISTRY
 
 
@@ -73,11 +73,7 @@ def evaluate(outputs: Node | Sequence[Node], feed: Mapping[Node, Any] | None = N
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
             or step < 0:
         raise ValueError(f"step must be an int >= 0, got {step!r}")
-    single = isinstance(outputs, Node)
-    outs = [outputs] if single else list(outputs)
-    for out in outs:
-        if not isinstance(out, Node):
-            raise TypeError(f"outputs must be graph Nodes, got {type(out).__name__}")
+    outs, single = node_list(outputs, "evaluate: outputs")
     order = topo_order(outs)
     fed, batch = _bind_feed(order, feed or {})
 

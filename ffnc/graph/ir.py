@@ -13,6 +13,7 @@ inputs exist before it). All traversals are iterative, so graphs of any depth ar
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -160,6 +161,8 @@ def apply(op_name: str, inputs: Sequence[Node], attrs: dict[str, Any] | None = N
 
 
 def _check_dims(shape: Iterable, what: str, batch_first: bool) -> Shape:
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{what}: shape must be a tuple of dimensions, got {shape!r}")
     out = []
     for axis, d in enumerate(shape):
         if d is None:
@@ -175,12 +178,74 @@ def _check_dims(shape: Iterable, what: str, batch_first: bool) -> Shape:
     return tuple(out)
 
 
+def as_dtype(dtype: Any, what: str) -> np.dtype:
+    """dtype as a numpy dtype, or a TypeError naming `what` for something that is not one
+    (None included: numpy would read it as float64)."""
+    try:
+        if dtype is None:
+            raise TypeError
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{what}: dtype must be a numpy dtype such as numpy.float32, got "
+                        f"{dtype!r}") from None
+
+
+def require_node(x: Any, op: str, what: str = "x") -> Node:
+    """x when it is a graph Node, else a TypeError naming the op and the argument."""
+    if not isinstance(x, Node):
+        raise TypeError(f"{op}: {what} must be a graph Node, got {type(x).__name__}")
+    return x
+
+
+def finite_float(value: Any) -> float | None:
+    """value as a float when it is a finite real number (not a bool), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the range of a double
+        return None
+    return v if math.isfinite(v) else None
+
+
+def as_flag(value: Any, op: str, what: str) -> bool:
+    """A bool argument (numpy's too), never another object's truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {what} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def as_count(value: Any, op: str, what: str, low: int) -> int:
+    """An int argument >= low (numpy integers too; not a bool, not a float to truncate)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {what} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{op}: {what} must be >= {low}, got {value}")
+    if value >= 2**63:  # sizes are int64 in numpy and C
+        raise ValueError(f"{op}: {what} must be < 2**63, got {value}")
+    return int(value)
+
+
+def as_shape(shape: Any, op: str) -> tuple:
+    """A shape argument as a tuple (its entries are checked by the op)."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{op}: shape must be a tuple, got {shape!r}")
+    return tuple(shape)
+
+
+def _check_name(what: str, name: Any) -> None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{what}: name must be a str or None, got {type(name).__name__}")
+
+
 def placeholder(shape: Sequence[Dim], dtype: Any = np.float32, name: str | None = None) -> Node:
     """An input fed at evaluation time. shape[0] may be None: the batch size, fixed per run.
 
     dtype: float32 (the default), float64, or int32/int64 for class labels.
     """
-    dt = np.dtype(dtype)
+    _check_name("placeholder", name)
+    dt = as_dtype(dtype, f"placeholder {name or ''}".rstrip())
     if dt not in FLOAT_DTYPES and dt not in INDEX_DTYPES:
         raise TypeError(f"placeholder {name or ''}: dtype must be float32, float64, int32 or "
                         f"int64, got {dt}")
@@ -191,6 +256,7 @@ def placeholder(shape: Sequence[Dim], dtype: Any = np.float32, name: str | None 
 def parameter(value: Any, name: str | None = None) -> Node:
     """A trainable value: its current value is stored in the node (a private copy) and can be
     overridden in the feed of an evaluation. The dtype is the array's: float32 or float64."""
+    _check_name("parameter", name)
     arr = np.array(value, copy=True)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"parameter {name or ''}: value must be a float32 or float64 array, "
@@ -202,7 +268,17 @@ def parameter(value: Any, name: str | None = None) -> Node:
 def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
     """A fixed value. dtype converts explicitly; without it the array's own dtype is kept
     (a Python float is float64)."""
-    arr = np.array(value, dtype=dtype, copy=True)
+    _check_name("constant", name)
+    dt = None if dtype is None else as_dtype(dtype, "constant")
+    if np.iscomplexobj(value):  # converting would drop the imaginary part
+        raise TypeError(f"constant: complex values are not supported, got {value!r}")
+    try:
+        with np.errstate(over="raise"):
+            arr = np.array(value, dtype=dt, copy=True)
+    except (OverflowError, FloatingPointError):
+        raise ValueError(f"constant: {value!r} does not fit in {dt}") from None
+    except (TypeError, ValueError) as exc:  # numpy's: a value that is not numbers
+        raise type(exc)(f"constant: value {value!r}: {exc}") from None
     if arr.dtype not in FLOAT_DTYPES and arr.dtype not in INDEX_DTYPES and arr.dtype != bool:
         raise TypeError(f"constant: dtype must be float32, float64, int32, int64 or bool, "
                         f"got {arr.dtype}")
@@ -219,9 +295,21 @@ def as_node(x: Any, like: Node | None = None) -> Node:
         if like is None:
             raise TypeError(f"cannot combine two plain numbers ({x!r}) into a graph; make one "
                             f"of them a node with ffnc.graph.constant")
-        if like.dtype.kind == "i" and isinstance(x, float):
-            raise TypeError(f"the float {x!r} cannot meet {like.label}, which holds integers")
-        return constant(x, dtype=like.dtype)
+        if like.dtype.kind in "ib" and isinstance(x, float):
+            raise TypeError(f"the float {x!r} cannot meet {like.label}, which holds "
+                            f"{like.dtype.name} values")
+        if like.dtype.kind == "b" and x not in (0, 1):
+            raise ValueError(f"the number {x!r} cannot meet {like.label}, which holds bools")
+        try:
+            with np.errstate(over="raise"):
+                node = constant(x, dtype=like.dtype)
+        except (ValueError, FloatingPointError):
+            node = None
+        if node is None or (isinstance(x, float) and math.isfinite(x)
+                            and not np.isfinite(node.value)):
+            raise ValueError(f"the number {x!r} does not fit in {like.dtype.name}, the dtype "
+                             f"of {like.label}")
+        return node
     if isinstance(x, (np.ndarray, np.generic, list, tuple)):
         return constant(x)
     raise TypeError(f"expected a graph Node, a number or an array, got {type(x).__name__}")
@@ -234,6 +322,9 @@ def node_list(nodes: Node | Sequence[Node], what: str) -> tuple[list[Node], bool
     TypeError naming `what` for anything that is not a Node."""
     if isinstance(nodes, Node):
         return [nodes], True
+    if isinstance(nodes, (str, bytes)) or not hasattr(nodes, "__iter__"):
+        raise TypeError(f"{what} must be a graph Node or a sequence of them, got "
+                        f"{type(nodes).__name__}")
     nodes = list(nodes)
     for n in nodes:
         if not isinstance(n, Node):
@@ -283,15 +374,30 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     """A sorted tuple of distinct non-negative axes; None means all."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        axes = (axis,)
     out = []
     for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got "
+                            f"{axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for {ndim} dimensions")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axes}")
     return tuple(sorted(out))
+
+
+def normalize_axis(op: str, axis: Any, ndim: int) -> int:
+    """One axis (an int in [-ndim, ndim)) as a non-negative int."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    return normalize_axes(op, axis, ndim)[0]
 
 
 def resolve_shape(shape: Shape, batch: int | None) -> tuple[int, ...]:
@@ -331,4 +437,4 @@ def topo_order(outputs: Iterable[Node]) -> list[Node]:
 
 def count_nodes(outputs: Node | Iterable[Node]) -> int:
     """The number of distinct nodes `outputs` depend on (themselves included)."""
-    return len(topo_order([outputs] if isinstance(outputs, Node) else outputs))
+    return len(topo_order(node_list(outputs, "count_nodes: outputs")[0]))

@@ -24,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, broadcast_shapes, constant, count_nodes, topo_order
+from ffnc.graph.ir import (
+    Node,
+    apply,
+    broadcast_shapes,
+    constant,
+    count_nodes,
+    node_list,
+    topo_order,
+)
 from ffnc.graph.ops import REGISTRY, add, neg, reshape, sub, transpose
 
 _FOLD_LIMIT = 4096  # a folded constant may be this large even when its inputs are smaller
@@ -167,8 +175,7 @@ def simplify(outputs: Node | Sequence[Node]) -> Node | list[Node]:
     Placeholders and parameters are kept as they are (the same nodes), so feeds still apply.
     Returns one node per output (a single node for a single output).
     """
-    single = isinstance(outputs, Node)
-    current = [outputs] if single else list(outputs)
+    current, single = node_list(outputs, "simplify: outputs")
     size = count_nodes(current)
     while True:  # a rewrite can expose another (x - -(-y)); stop when nothing shrinks
         rebuilder = _Rebuilder()

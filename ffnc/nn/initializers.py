@@ -19,13 +19,59 @@ lecun_uniform, lecun_normal, orthogonal.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
+from ffnc._memory import MEMORY_LIMIT, array_bytes, check_allocation
+from ffnc.graph.ir import finite_float
 from ffnc.nn.config import Configured, parse_spec
 
 Shape = tuple[int, ...]
+
+
+def check_draw(init: Any, shape: Shape) -> None:
+    """Values are drawn in float64: a draw larger than this machine's memory is refused (a
+    MemoryError naming the initializer and the shape) before anything is allocated."""
+    nbytes = array_bytes(shape, 8)
+    if nbytes > MEMORY_LIMIT:
+        check_allocation(nbytes, f"initializer {init.name or type(init).__name__}: a "
+                                 f"parameter of shape {tuple(shape)}")
+
+
+# Within skip_draws: [the values initializers may still hand out]; else None.
+_SKIP_DRAWS: ContextVar[list[int] | None] = ContextVar("ffnc_skip_draws", default=None)
+
+
+@contextmanager
+def skip_draws(max_values: int) -> Iterator[None]:
+    """Within this block (in this thread or task) initializers draw nothing: they return zeros,
+    for parameters about to be overwritten, and raise ValueError before allocating once the
+    parameters asked for exceed max_values in total. ffnc.io builds a checkpoint's model so:
+    no random draws to throw away, and a config that declares more parameters than its file
+    holds (a few bytes asking for gigabytes) fails at once."""
+    token = _SKIP_DRAWS.set([int(max_values)])
+    try:
+        yield
+    finally:
+        _SKIP_DRAWS.reset(token)
+
+
+def skipping_draws() -> bool:
+    """True inside skip_draws (layers whose initial values are not one initializer call, such
+    as LowRank's factorised draw, then ask for their parameters' shapes directly)."""
+    return _SKIP_DRAWS.get() is not None
+
+
+def _finite(initializer: str, what: str, value: Any) -> float:
+    v = finite_float(value)
+    if v is None:
+        raise ValueError(f"{initializer} initializer: {what} must be a finite number, got "
+                         f"{value!r}")
+    return v
 
 
 class Initializer(Configured):
@@ -35,6 +81,16 @@ class Initializer(Configured):
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
                  dtype: np.dtype) -> np.ndarray:
+        remaining = _SKIP_DRAWS.get()
+        if remaining is not None:
+            values = math.prod(shape)
+            if values > remaining[0]:
+                raise ValueError(f"a parameter of shape {tuple(shape)} ({values:,} values) "
+                                 f"exceeds the {remaining[0]:,} values left for the model's "
+                                 f"parameters")
+            remaining[0] -= values
+            return np.zeros(shape, dtype)
+        check_draw(self, shape)
         return self.draw(tuple(shape), fan_in, fan_out, rng).astype(dtype)
 
     def draw(self, shape: Shape, fan_in: int, fan_out: int,
@@ -67,10 +123,7 @@ class Constant(Initializer):
     name = "constant"
 
     def __init__(self, value: float = 0.0) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise ValueError(f"constant initializer: value must be a finite number, got "
-                             f"{value!r}")
-        self.value = float(value)
+        self.value = _finite("constant", "value", value)
 
     def draw(self, shape, fan_in, fan_out, rng):
         return np.full(shape, self.value)
@@ -85,10 +138,10 @@ class Uniform(Initializer):
     name = "uniform"
 
     def __init__(self, low: float = -0.05, high: float = 0.05) -> None:
-        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-            raise ValueError(f"uniform initializer: need finite low <= high, got low={low!r}, "
+        self.low, self.high = _finite("uniform", "low", low), _finite("uniform", "high", high)
+        if not self.low <= self.high:
+            raise ValueError(f"uniform initializer: need low <= high, got low={low!r}, "
                              f"high={high!r}")
-        self.low, self.high = float(low), float(high)
 
     def draw(self, shape, fan_in, fan_out, rng):
         return rng.uniform(self.low, self.high, shape)
@@ -103,10 +156,10 @@ class Normal(Initializer):
     name = "normal"
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
-        if not (math.isfinite(mean) and math.isfinite(stddev) and stddev >= 0):
-            raise ValueError(f"normal initializer: need a finite mean and stddev >= 0, got "
-                             f"mean={mean!r}, stddev={stddev!r}")
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _finite("normal", "mean", mean), _finite("normal", "stddev",
+                                                                          stddev)
+        if self.stddev < 0:
+            raise ValueError(f"normal initializer: stddev must be >= 0, got {stddev!r}")
 
     def draw(self, shape, fan_in, fan_out, rng):
         return rng.normal(self.mean, self.stddev, shape)
@@ -139,10 +192,7 @@ class Orthogonal(Initializer):
     name = "orthogonal"
 
     def __init__(self, gain: float = 1.0) -> None:
-        if not (isinstance(gain, (int, float)) and math.isfinite(gain)):
-            raise ValueError(f"orthogonal initializer: gain must be a finite number, got "
-                             f"{gain!r}")
-        self.gain = float(gain)
+        self.gain = _finite("orthogonal", "gain", gain)
 
     def draw(self, shape, fan_in, fan_out, rng):
         if len(shape) < 2:

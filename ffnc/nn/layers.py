@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 import ffnc.graph as G
-from ffnc.graph.ir import Node, format_shape
+from ffnc.graph.ir import Node, finite_float, format_shape
 from ffnc.nn import initializers
 from ffnc.nn.initializers import Initializer
 from ffnc.nn.module import Module
@@ -45,8 +45,14 @@ def _check_activation(layer: str, activation: str, alpha: float | None) -> None:
         if not takes_alpha:
             raise ValueError(f"{layer}: activation {activation!r} takes no alpha (got "
                              f"alpha={alpha!r})")
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+        if finite_float(alpha) is None or alpha < 0:
             raise ValueError(f"{layer}: alpha must be a finite number >= 0, got {alpha!r}")
+
+
+def _flag(layer: str, what: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {what} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def _positive_int(layer: str, what: str, value: Any) -> int:
@@ -184,7 +190,7 @@ class Dense(Layer):
         self.units = _positive_int("Dense", "units", units)
         _check_activation("Dense", activation, alpha)
         self.activation, self.alpha = activation, None if alpha is None else float(alpha)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag("Dense", "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -240,11 +246,18 @@ class LowRank(Dense):
 
     def initial_parameters(self, input_shapes, rng, dtype):
         fan_in = self._features(input_shapes)
-        full = self.kernel_initializer.draw((fan_in, self.units), fan_in, self.units, rng)
-        p, s, qt = np.linalg.svd(full, full_matrices=False)
-        root = np.sqrt(s[:self.rank])
-        params = {"v": (p[:, :self.rank] * root).astype(dtype),
-                  "u": (root[:, None] * qt[:self.rank]).astype(dtype)}
+        if initializers.skipping_draws():  # values to be overwritten: only the shapes count
+            params = {"v": self.kernel_initializer((fan_in, self.rank), fan_in, self.units,
+                                                   rng, dtype),
+                      "u": self.kernel_initializer((self.rank, self.units), fan_in,
+                                                   self.units, rng, dtype)}
+        else:
+            initializers.check_draw(self.kernel_initializer, (fan_in, self.units))
+            full = self.kernel_initializer.draw((fan_in, self.units), fan_in, self.units, rng)
+            p, s, qt = np.linalg.svd(full, full_matrices=False)
+            root = np.sqrt(s[:self.rank])
+            params = {"v": (p[:, :self.rank] * root).astype(dtype),
+                      "u": (root[:, None] * qt[:self.rank]).astype(dtype)}
         if self.use_bias:
             params["bias"] = self.bias_initializer((self.units,), fan_in, self.units, rng, dtype)
         return params
@@ -274,7 +287,7 @@ class Maxout(Layer):
         super().__init__(name)
         self.units = _positive_int("Maxout", "units", units)
         self.pieces = _positive_int("Maxout", "pieces", pieces)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag("Maxout", "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -354,7 +367,7 @@ class PReLU(Layer):
     def __init__(self, shared: bool = False, alpha_initializer: Any = None,
                  name: str | None = None) -> None:
         super().__init__(name)
-        self.shared = bool(shared)
+        self.shared = _flag("PReLU", "shared", shared)
         self.alpha_initializer = initializers.get(
             alpha_initializer if alpha_initializer is not None else initializers.Constant(0.25))
 

@@ -29,11 +29,11 @@ _tensor_ids = itertools.count()
 
 
 def _dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
+    try:  # not None: numpy reads it as float64, and float64 compares equal to None
+        dt = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:
         raise TypeError(f"model dtype must be float32 or float64, got {dtype!r}")
     return dt
 
@@ -117,7 +117,10 @@ class Network(Module):
                                  f"layer for another model")
             in_shapes = [shapes[p] for p in positions]
             out_shape = layer.output_shape(in_shapes)
-            values = layer.initial_parameters(in_shapes, rng, self.dtype)
+            try:
+                values = layer.initial_parameters(in_shapes, rng, self.dtype)
+            except MemoryError as exc:  # the size guard's, before any allocation
+                raise MemoryError(f"{layer._describe()}: {exc}") from None
             for local, value in values.items():
                 initial.append((f"{layer.label}.{local}", value))
             layer.input_shapes, layer.built_output_shape = in_shapes, out_shape
@@ -391,7 +394,8 @@ class Model(Network):
     def __init__(self, inputs: Tensor | Sequence[Tensor], outputs: Tensor, *,
                  dtype: Any = "float32", seed: int | None = 0, loss: Any = None) -> None:
         super().__init__(dtype, seed, loss)
-        ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        ins = [inputs] if isinstance(inputs, Tensor) else \
+            list(inputs) if isinstance(inputs, (list, tuple)) else None
         if not ins or any(not isinstance(t, Tensor) or t.layer is not None for t in ins):
             raise TypeError("Model: inputs must be ffnc.nn.Input tensors")
         if not isinstance(outputs, Tensor):

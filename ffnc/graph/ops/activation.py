@@ -21,7 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, constant, require_float, same_dtype
+from ffnc.graph.ir import (
+    Node,
+    apply,
+    constant,
+    finite_float,
+    require_float,
+    require_node,
+    same_dtype,
+)
 from ffnc.graph.ops.elementwise import add_all, exp, greater, square, where
 from ffnc.graph.ops.registry import Op, register
 
@@ -170,11 +178,12 @@ def activation(x: Node, name: str, alpha: float | None = None) -> Node:
     alpha: the slope of leaky_relu (default 0.01) or the scale of elu (default 1.0), >= 0;
     the other activations take none. 'identity' returns x itself.
     """
+    require_node(x, "activation")
     if name == "identity":
         if alpha is not None:
             raise ValueError(f"activation 'identity' takes no alpha (got alpha={alpha!r})")
         return x
-    act = ACTIVATIONS.get(name)
+    act = ACTIVATIONS.get(name) if isinstance(name, str) else None
     if act is None:
         raise ValueError(f"activation must be one of identity, {', '.join(ACTIVATIONS)}; "
                          f"got {name!r}")
@@ -184,7 +193,7 @@ def activation(x: Node, name: str, alpha: float | None = None) -> Node:
         alpha = 0.0
     elif alpha is None:
         alpha = act.default_alpha
-    elif not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+    elif finite_float(alpha) is None or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
     return apply(name, [x], {"alpha": float(alpha)})
 

@@ -28,8 +28,11 @@ from ffnc.graph.ops.shape import broadcast_to, unbroadcast
 def _operands(op: str, a: Any, b: Any) -> tuple[Node, Node]:
     if not isinstance(a, Node) and not isinstance(b, Node):
         raise TypeError(f"{op}: at least one operand must be a graph Node")
-    a = as_node(a, b if isinstance(b, Node) else None)
-    b = as_node(b, a)
+    try:
+        a = as_node(a, b if isinstance(b, Node) else None)
+        b = as_node(b, a)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{op}: {exc}") from None
     return a, b
 
 
@@ -226,11 +229,13 @@ def greater_equal(a: Any, b: Any) -> Node:
 
 def less(a: Any, b: Any) -> Node:
     """The bool mask a < b."""
+    a, b = _operands("less", a, b)
     return greater(b, a)
 
 
 def less_equal(a: Any, b: Any) -> Node:
     """The bool mask a <= b."""
+    a, b = _operands("less_equal", a, b)
     return greater_equal(b, a)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, format_shape, normalize_axes, require_float
+from ffnc.graph.ir import Node, apply, format_shape, normalize_axis, require_float
 from ffnc.graph.ops.registry import Op, no_jvp, no_vjp, register
 
 
@@ -15,7 +15,7 @@ def _argmax_infer(inputs: list[Node], attrs: dict) -> tuple:
     require_float("argmax", x)
     if x.ndim == 0:
         raise ValueError(f"argmax: {x.label} must have at least one dimension")
-    axis = attrs["axis"] = normalize_axes("argmax", attrs["axis"], x.ndim)[0]
+    axis = attrs["axis"] = normalize_axis("argmax", attrs["axis"], x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"argmax: axis {axis} of {x.label} with shape {format_shape(x.shape)} "
                          f"is empty; there is no maximum")
@@ -45,4 +45,4 @@ def argmax(x: Node, axis: int = -1) -> Node:
     It has no derivative: gradients flow through nothing it feeds. In a compiled plan the
     indices are stored exactly in the plan's float dtype (axes up to 2^24 long for float32).
     """
-    return apply("argmax", [x], {"axis": int(axis)})
+    return apply("argmax", [x], {"axis": axis})

@@ -6,7 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, as_node, format_shape, require_float, same_dtype
+from ffnc.graph.ir import (
+    Node,
+    apply,
+    as_flag,
+    as_node,
+    format_shape,
+    require_float,
+    same_dtype,
+)
 from ffnc.graph.ops.elementwise import add_all
 from ffnc.graph.ops.registry import Op, register
 from ffnc.graph.ops.shape import reshape, sum, transpose
@@ -99,10 +107,14 @@ def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False)
     column, and the result drops that dimension."""
     if not isinstance(a, Node) and not isinstance(b, Node):
         raise TypeError("matmul: at least one operand must be a graph Node")
-    a = as_node(a)
-    b = as_node(b)
-    return apply("matmul", [a, b], {"transpose_a": bool(transpose_a),
-                                    "transpose_b": bool(transpose_b)})
+    try:
+        a = as_node(a)
+        b = as_node(b)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"matmul: {exc}") from None
+    return apply("matmul", [a, b], {"transpose_a": as_flag(transpose_a, "matmul", "transpose_a"),
+                                    "transpose_b": as_flag(transpose_b, "matmul",
+                                                           "transpose_b")})
 
 
 # ---- squared distance ------------------------------------------------------------------------

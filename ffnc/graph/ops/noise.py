@@ -16,11 +16,9 @@ backward pass reuses it. ``step`` is the plan's step counter, or ``evaluate(...,
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, require_float
+from ffnc.graph.ir import Node, apply, require_float, require_node
 from ffnc.graph.ops.registry import Op, register
 
 _SEED_MULT = 0x9E3779B97F4A7C15
@@ -75,8 +73,9 @@ def dropout(x: Node, p: float, seed: int = 0) -> Node:
     evaluate(..., step=)) draws a fresh one each step, and the gradient uses the same mask.
     Two dropouts in one model need different seeds to draw independent masks.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(p) or not 0 <= p < 1:
+    require_node(x, "dropout")
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.floating,
+                                                             np.integer)) or not 0 <= p < 1:
         raise ValueError(f"dropout: p must be a number in [0, 1), got {p!r}")
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= seed <= _MASK64:

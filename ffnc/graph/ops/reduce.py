@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ffnc.graph.ir import Node, apply, format_shape, normalize_axes, require_float
+from ffnc.graph.ir import (
+    Node,
+    apply,
+    as_count,
+    as_flag,
+    format_shape,
+    normalize_axis,
+    require_float,
+)
 from ffnc.graph.ops.elementwise import exp
 from ffnc.graph.ops.registry import Op, register
 from ffnc.graph.ops.shape import (
@@ -51,7 +59,7 @@ register(Op(
 
 def mean(x: Node, axis=None, keepdims: bool = False) -> Node:
     """The mean of x over `axis` (an int, a tuple, or None for all axes)."""
-    return apply("mean", [x], {"axes": axis, "keepdims": bool(keepdims)})
+    return apply("mean", [x], {"axes": axis, "keepdims": as_flag(keepdims, "mean", "keepdims")})
 
 
 # ---- softmax family --------------------------------------------------------------------------
@@ -63,7 +71,7 @@ def _axis_infer(op: str, reduces: bool):
         require_float(op, x)
         if x.ndim == 0:
             raise ValueError(f"{op}: {x.label} must have at least one dimension")
-        axis = attrs["axis"] = normalize_axes(op, attrs["axis"], x.ndim)[0]
+        axis = attrs["axis"] = normalize_axis(op, attrs["axis"], x.ndim)
         if not reduces:
             return x.shape, x.dtype
         if attrs["keepdims"]:
@@ -146,7 +154,8 @@ register(Op(
 
 def logsumexp(x: Node, axis: int = -1, keepdims: bool = False) -> Node:
     """log(sum(exp(x))) along `axis`, computed stably."""
-    return apply("logsumexp", [x], {"axis": axis, "keepdims": bool(keepdims)})
+    return apply("logsumexp", [x], {"axis": axis,
+                                    "keepdims": as_flag(keepdims, "logsumexp", "keepdims")})
 
 
 def softmax(x: Node, axis: int = -1) -> Node:
@@ -180,6 +189,9 @@ def _grouped_shape(x: Node, size: int) -> tuple:
 
 def _group_max_forward(v: list, node: Node, batch: int | None) -> tuple:
     x, size = v[0], node.attrs["size"]
+    if x.shape[-1] == 0:  # no groups (any size divides 0): nothing to reshape into
+        shape = x.shape[:-1] + (0,)
+        return np.empty(shape, x.dtype), np.empty(shape, np.int64)
     groups = x.reshape(x.shape[:-1] + (x.shape[-1] // size, size))
     index = np.argmax(groups, axis=-1)  # the first maximum
     values = np.take_along_axis(groups, index[..., None], axis=-1)[..., 0]
@@ -224,11 +236,14 @@ def group_max(x: Node, size: int) -> tuple[Node, Node]:
     The argmax is the index within its group (int64) of the first maximum; the derivative of
     max flows to that element only.
     """
-    node = apply("group_max", [x], {"size": int(size)})
+    node = apply("group_max", [x], {"size": as_count(size, "group_max", "size", 1)})
     values, index = outputs(node)
     return values, index
 
 
 def maxout(x: Node, pieces: int) -> Node:
     """Maxout units: the maximum of each group of `pieces` consecutive units."""
-    return group_max(x, pieces)[0]
+    try:
+        return group_max(x, pieces)[0]
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"maxout: {exc}") from None

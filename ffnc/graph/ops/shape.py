@@ -13,17 +13,24 @@ from typing import Any
 
 import numpy as np
 
+from ffnc._memory import array_bytes, check_allocation
 from ffnc.graph.ir import (
     FLOAT_DTYPES,
     INDEX_DTYPES,
     Node,
     Shape,
     apply,
+    as_count,
+    as_dtype,
+    as_flag,
+    as_shape,
     broadcast_shapes,
     constant,
     format_shape,
     normalize_axes,
+    normalize_axis,
     require_float,
+    require_node,
     resolve_shape,
     same_dtype,
 )
@@ -45,7 +52,8 @@ def _reshape_infer(inputs: list[Node], attrs: dict) -> tuple:
         raise ValueError(f"{where}: the batch dimension None must be kept (exactly one None in "
                          f"the new shape when the input has one, none otherwise)")
     for d in target:
-        if d is not None and d != -1 and not (isinstance(d, (int, np.integer)) and d >= 0):
+        if d is not None and not (isinstance(d, (int, np.integer))
+                                  and not isinstance(d, (bool, np.bool_)) and d >= -1):
             raise ValueError(f"{where}: dimensions must be non-negative integers, -1 or None")
     have, want = _static_product(x.shape), _static_product(target)
     if -1 in target:
@@ -72,9 +80,11 @@ register(Op(
 def reshape(x: Node, shape: Shape) -> Node:
     """x with a new shape (C order). One dimension may be -1 (inferred); the batch dimension
     None must be kept."""
-    if tuple(shape) == x.shape:
+    require_node(x, "reshape")
+    shape = as_shape(shape, "reshape")
+    if shape == x.shape:
         return x
-    return apply("reshape", [x], {"shape": tuple(shape)})
+    return apply("reshape", [x], {"shape": shape})
 
 
 # ---- transpose -------------------------------------------------------------------------------
@@ -106,7 +116,12 @@ register(Op(
 
 def transpose(x: Node, axes: tuple[int, ...] | None = None) -> Node:
     """x with its axes permuted; by default reversed (the matrix transpose for 2-D x)."""
-    return apply("transpose", [x], {"axes": None if axes is None else tuple(axes)})
+    if axes is not None:
+        axes = as_shape(axes, "transpose")
+        if any(isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer))
+               for a in axes):
+            raise TypeError(f"transpose: axes must be ints, got {axes!r}")
+    return apply("transpose", [x], {"axes": axes})
 
 
 # ---- broadcast_to and its adjoint ------------------------------------------------------------
@@ -134,7 +149,13 @@ register(Op(
 
 def broadcast_to(x: Node, shape: Shape) -> Node:
     """x repeated to `shape` by numpy's broadcasting rules."""
-    shape = tuple(shape)
+    require_node(x, "broadcast_to")
+    shape = as_shape(shape, "broadcast_to")
+    for d in shape:  # None (the batch size) may have moved anywhere: a transpose takes it along
+        if d is not None and (isinstance(d, (bool, np.bool_)) or not isinstance(
+                d, (int, np.integer)) or d < 0):
+            raise ValueError(f"broadcast_to: dimensions must be non-negative integers or None, "
+                             f"got {d!r} in shape {shape}")
     if x.shape == shape:
         return x
     return apply("broadcast_to", [x], {"shape": shape})
@@ -201,7 +222,7 @@ register(Op(
 
 def sum(x: Node, axis: Any = None, keepdims: bool = False) -> Node:  # noqa: A001 (numpy's name)
     """The sum of x over `axis` (an int, a tuple, or None for all axes)."""
-    return apply("sum", [x], {"axes": axis, "keepdims": bool(keepdims)})
+    return apply("sum", [x], {"axes": axis, "keepdims": as_flag(keepdims, "sum", "keepdims")})
 
 
 # ---- count: the number of elements a mean divides by ------------------------------------------
@@ -244,7 +265,7 @@ def _concat_infer(inputs: list[Node], attrs: dict) -> tuple:
         raise ValueError("concat: needs at least one input")
     dt = same_dtype("concat", inputs)
     first = inputs[0]
-    axis = normalize_axes("concat", attrs["axis"], first.ndim)[0]
+    axis = normalize_axis("concat", attrs["axis"], first.ndim)
     attrs["axis"] = axis
     total = 0
     for x in inputs:
@@ -279,17 +300,22 @@ register(Op(
 
 def concat(xs: list[Node], axis: int = 0) -> Node:
     """The inputs joined along `axis` (which must not be the batch dimension)."""
+    if not isinstance(xs, (list, tuple)):
+        raise TypeError(f"concat: xs must be a list of graph Nodes, got {type(xs).__name__}")
     if len(xs) == 1:
-        return xs[0]
+        x = require_node(xs[0], "concat", "xs[0]")
+        normalize_axis("concat", axis, x.ndim)
+        return x
     return apply("concat", list(xs), {"axis": axis})
 
 
 def _split_infer(inputs: list[Node], attrs: dict) -> list:
     (x,) = inputs
-    axis = normalize_axes("split", attrs["axis"], x.ndim)[0]
+    axis = normalize_axis("split", attrs["axis"], x.ndim)
     attrs["axis"] = axis
     sizes = tuple(int(s) for s in attrs["sizes"])
-    if x.shape[axis] is None or builtins.sum(sizes) != x.shape[axis] or min(sizes) < 0:
+    if x.shape[axis] is None or not sizes or builtins.sum(sizes) != x.shape[axis] \
+            or min(sizes) < 0:
         raise ValueError(f"split: sizes {sizes} do not add up to dimension {axis} of "
                          f"{x.label} with shape {format_shape(x.shape)}")
     attrs["sizes"] = sizes
@@ -326,9 +352,14 @@ register(Op(
 
 def split(x: Node, sizes: list[int], axis: int = 0) -> list[Node]:
     """x cut along `axis` into pieces of `sizes` (which add up to that dimension)."""
+    require_node(x, "split")
+    sizes = tuple(as_count(s, "split", "sizes", 0) for s in as_shape(sizes, "split"))
     if len(sizes) == 1:
+        if x.shape[normalize_axis("split", axis, x.ndim)] != sizes[0]:
+            raise ValueError(f"split: sizes {sizes} do not add up to dimension {axis} of "
+                             f"{x.label} with shape {format_shape(x.shape)}")
         return [x]
-    return outputs(apply("split", [x], {"sizes": tuple(sizes), "axis": axis}))
+    return outputs(apply("split", [x], {"sizes": sizes, "axis": axis}))
 
 
 # ---- output: one result of a multi-output op --------------------------------------------------
@@ -385,7 +416,13 @@ def _one_hot_forward(v: list, node: Node, batch: int | None) -> np.ndarray:
         first = np.unravel_index(np.flatnonzero(bad)[0], indices.shape)
         raise ValueError(f"one_hot: index {indices[first]} of {node.inputs[0].label} at "
                          f"{tuple(int(i) for i in first)} is out of range [0, {depth})")
-    return (indices[..., None] == np.arange(depth)).astype(node.dtype)
+    shape = indices.shape + (depth,)
+    # (one row of the result must fit too: numpy refuses a dimension it could never fill)
+    check_allocation(max(array_bytes(shape, node.dtype.itemsize), depth * node.dtype.itemsize),
+                     f"one_hot {node.label} with shape {shape}")
+    out = np.zeros(shape, node.dtype)
+    np.put_along_axis(out, indices[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 register(Op(
@@ -401,10 +438,11 @@ register(Op(
 
 def one_hot(indices: Node, depth: int, dtype: Any = np.float32) -> Node:
     """Integer indices as one-hot rows of length `depth` (float32 or float64)."""
-    dt = np.dtype(dtype)
+    dt = as_dtype(dtype, "one_hot")
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"one_hot: dtype must be float32 or float64, got {dt}")
-    return apply("one_hot", [indices], {"depth": int(depth), "dtype": dt})
+    return apply("one_hot", [indices], {"depth": as_count(depth, "one_hot", "depth", 1),
+                                        "dtype": dt})
 
 
 def _cast_infer(inputs: list[Node], attrs: dict) -> tuple:
@@ -430,7 +468,8 @@ register(Op(
 def cast(x: Node, dtype: Any) -> Node:
     """x (float, integer or bool) converted to float32 or float64: explicit, since ops never
     mix dtypes. A bool mask becomes 0/1, so mean(cast(equal(a, b), float32)) is an accuracy."""
-    dt = np.dtype(dtype)
+    require_node(x, "cast")
+    dt = as_dtype(dtype, "cast")
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"cast: target dtype must be float32 or float64, got {dt}")
     if x.dtype == dt:

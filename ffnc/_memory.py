@@ -1,0 +1,56 @@
+"""The size guard: an allocation larger than this machine's memory is refused before it is tried.
+
+Sizes come from users (a Dense layer of 2**40 units, an empty matrix product whose result
+would be 2**40 x 2**40, a placeholder shape whose product overflows); asking the allocator for
+them either fails late with an unhelpful message or, with overcommit, succeeds and takes the
+machine down when the memory is touched. Every place ffnc allocates from a user-given size
+checks it here first and raises a MemoryError that says what needed how much.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Without a way to ask (not Linux/macOS), the largest x86-64/arm64 user address space.
+_UNKNOWN_LIMIT = 1 << 47
+
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes (a large bound where it cannot be read)."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return _UNKNOWN_LIMIT
+    return pages * page_size if pages > 0 and page_size > 0 else _UNKNOWN_LIMIT
+
+
+MEMORY_LIMIT = physical_memory()
+
+
+def format_bytes(n: int) -> str:
+    """n bytes as '8.0 PiB'-style text."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+def check_allocation(nbytes: int, what: str) -> None:
+    """Raises MemoryError naming `what` when nbytes exceed the machine's physical memory."""
+    if nbytes > MEMORY_LIMIT:
+        raise MemoryError(f"{what} would need {format_bytes(nbytes)}, more than this "
+                          f"machine's memory ({format_bytes(MEMORY_LIMIT)})")
+
+
+def array_bytes(shape, itemsize: int) -> int:
+    """The bytes of an array of this shape (exact: Python integers do not overflow)."""
+    n = itemsize
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+__all__ = ["MEMORY_LIMIT", "array_bytes", "check_allocation", "format_bytes",
+           "physical_memory"]
