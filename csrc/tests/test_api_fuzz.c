@@ -1304,7 +1304,8 @@ static const char *temp_path(int which, const char *what) {
     return path_buf[which];
 }
 
-/* A small model, or NULL; *targets_f holds rows x outputs values for BCE and MSE. */
+/* A random small model (NULL when its description was refused) and that description, whose
+ * arrays live here. */
 typedef struct model_case {
     ffnc_model *model;
     ffnc_model_desc desc;
