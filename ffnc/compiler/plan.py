@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +45,6 @@ class Plan:
                  optimizer: Any = None, optimizer_state: dict[str, Value] | None = None,
                  grad_norm: Value | None = None) -> None:
         self._handle = handle
-        self._lock = threading.Lock()  # one call into the plan at a time (see above)
         self._outputs = outputs
         self._single = single
         self.inputs = list(inputs)
@@ -101,7 +99,7 @@ class Plan:
 
     @step.setter
     def step(self, value: int) -> None:
-        with self._lock:
+        with self._handle:
             self._handle.step = value
 
     @property
@@ -114,7 +112,7 @@ class Plan:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        with self._lock:
+        with self._handle:
             self._handle.lr = value
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
@@ -163,12 +161,18 @@ class Plan:
     def run(self, feed: Mapping[Any, np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """One step over `feed` (placeholder node or name -> array): forward, backward and
         the optimizer update when the plan has one. Returns copies of the outputs."""
-        with self._lock:
+        handle = self._handle
+        if self._single_view is not None and self._slot_names is not None:
+            out = handle.run_named_copy(feed, self._slot_names, self._single_view)
+            if out is not None:
+                return out
+        with handle:  # one call into the plan at a time (see the class docstring)
+            batch = None
             if self._slot_names is not None:
-                out = self._handle.run_named(feed, self._slot_names, self._single_view)
-                if out is not None:
-                    return out if self._single_view is not None else self._results(out)
-            return self._results(self._handle.run(self._arrays(feed)))
+                batch = handle.run_named(feed, self._slot_names)
+            if batch is None:
+                batch = handle.run(self._arrays(feed))
+            return self._results(batch)
 
     def _results(self, batch: int) -> np.ndarray | list[np.ndarray]:
         """Copies of the outputs of the step just run over `batch` rows."""
@@ -207,7 +211,7 @@ class Plan:
         if not 1 <= batch_size <= self.max_batch:
             raise ValueError(f"batch_size must be in [1, {self.max_batch}] (the plan's maximum), "
                              f"got {batch_size}")
-        with self._lock:
+        with self._handle:
             return self._handle.run_epoch(self._arrays(feed), int(batch_size), lr_scale)
 
     def interrupt(self) -> None:
@@ -224,7 +228,7 @@ class Plan:
         instruction before the update, leaving the gradients in ``grad_arena`` (unclipped).
         Change them there if you will, then call ``apply_update()``: the two calls do what
         ``run(feed)`` does, bit for bit. Returns the batch size (rows)."""
-        with self._lock:
+        with self._handle:
             return self._handle.compute_gradients(self._arrays(feed))
 
     def apply_update(self) -> np.ndarray | list[np.ndarray]:
@@ -232,7 +236,7 @@ class Plan:
         optimizer update from ``grad_arena`` as it is now (then any instruction after them);
         counts the step. Returns the outputs, as ``run`` does. A RuntimeError without a
         preceding ``compute_gradients``."""
-        with self._lock:
+        with self._handle:
             return self._results(self._handle.apply_update())
 
     @property
