@@ -337,8 +337,17 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
             }
             if (pf) LOCAL(prefetch_some)(pf, pf_rate);
 #if GEMM_DIRECT_C
-            if (h == MR && mr == MR && nr == NR && ep == NULL) {
-                UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc);
+            if (h == MR && mr == MR && nr == NR) {
+                if (ep == NULL)
+                    UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc, NULL, NULL, 0,
+                              FFNC_ACT_IDENTITY, 0);
+                else
+                    UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc,
+                              ep->bias ? ep->bias + col + jr : NULL,
+                              ep->pre_act ? ep->pre_act + (row + ir) * ep->ld_pre_act + col + jr
+                                          : NULL,
+                              ep->ld_pre_act, ep->exact ? ep->act : FFNC_ACT_IDENTITY,
+                              ep->act_alpha);
                 continue;
             }
 #endif

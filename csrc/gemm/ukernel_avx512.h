@@ -32,7 +32,7 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
 }
 
 /* tile (MR x NR, row-major, 64-byte aligned) = sum over p < kc of pa[p][:] outer pb[p][:]. */
-static inline void gemm_ukernel_f32(size_t kc, const float *restrict pa, const float *restrict pb,
+GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa, const float *restrict pb,
                                     float *restrict tile) {
     __m512 acc[GEMM_MR_f32][2];
 #pragma GCC unroll 14
@@ -55,7 +55,7 @@ static inline void gemm_ukernel_f32(size_t kc, const float *restrict pa, const f
     }
 }
 
-static inline void gemm_ukernel_f64(size_t kc, const double *restrict pa,
+GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
                                     const double *restrict pb, double *restrict tile) {
     __m512d acc[GEMM_MR_f64][2];
 #pragma GCC unroll 14
