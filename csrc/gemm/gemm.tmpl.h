@@ -12,6 +12,7 @@
 #define UKERNEL_SMALL FFNC_CAT2(gemm_ukernel_small, SFX)
 #define PACK_BT FFNC_CAT2(gemm_pack_bt, SFX)
 #define PACK_BT_UNIT FFNC_CAT2(GEMM_PACK_BT_UNIT, SFX)
+#define PACK_A_ROWS FFNC_CAT2(gemm_pack_a_rows, SFX)
 
 /* ---- activations -----------------------------------------------------------------------------
  * The exact activations (one comparison, at most one multiply: identity, relu, leaky relu, abs,
@@ -203,6 +204,15 @@ static void LOCAL(pack_a)(int trans, size_t mc, size_t kc, const REAL *restrict 
                 h = LOCAL(panel_height)(ir, full);
                 size_t mr = min_size(h, mc - ir);
                 REAL *dst = pa + ir * kc + p * h;
+                /* whole panels as fixed-size copies, which compile to a vector move or two */
+                if (mr == MR && h == MR) {
+                    memcpy(dst, src + ir, MR * sizeof(REAL));
+                    continue;
+                }
+                if (mr == MRS && h == MRS) {
+                    memcpy(dst, src + ir, MRS * sizeof(REAL));
+                    continue;
+                }
                 size_t i = 0;
                 for (; i < mr; i++) dst[i] = src[ir + i];
                 for (; i < h; i++) dst[i] = 0;
@@ -213,6 +223,12 @@ static void LOCAL(pack_a)(int trans, size_t mc, size_t kc, const REAL *restrict 
     for (size_t ir = 0, h; ir < mc; ir += h) {
         h = LOCAL(panel_height)(ir, full);
         size_t mr = min_size(h, mc - ir);
+#if GEMM_PACK_A_ROWS
+        if (mr == h) {
+            PACK_A_ROWS(h, kc, a + ir * lda, lda, pa + ir * kc);
+            continue;
+        }
+#endif
         if (h == MR)
             LOCAL(pack_a_panel)(MR, mr, kc, a + ir * lda, lda, pa + ir * kc);
         else
@@ -658,3 +674,4 @@ ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t r
 #undef UKERNEL_SMALL
 #undef PACK_BT
 #undef PACK_BT_UNIT
+#undef PACK_A_ROWS

@@ -31,6 +31,9 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
     _mm256_store_pd(dst + 4, _mm256_loadu_pd(src + 4));
 }
 
+/* Full row panels of an untransposed A are packed by gemm_pack_a_rows_* (pack_avx2.h). */
+#define GEMM_PACK_A_ROWS 1
+
 /* Columns per call of gemm_pack_bt_* (pack_avx2.h): one register transpose wide. */
 #define GEMM_PACK_BT_UNIT_f32 8
 #define GEMM_PACK_BT_UNIT_f64 4

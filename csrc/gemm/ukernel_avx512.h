@@ -80,6 +80,8 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
 
 /* Tiles go through the tile buffer (no gemm_ukernel_c_*). */
 #define GEMM_DIRECT_C 0
+/* Row panels of A are packed value by value (pack_a_panel in gemm.tmpl.h). */
+#define GEMM_PACK_A_ROWS 0
 
 /* One panel height only: the last rows of a block are padded to MR. */
 #define GEMM_MR_SMALL_f32 GEMM_MR_f32
