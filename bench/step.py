@@ -9,7 +9,8 @@ Models: relu MLPs with softmax cross-entropy, float32. Prints the machine and th
 Plan.run_epoch over 256 batches in one call, as ffnc.train.fit trains. The timings of the
 frameworks are interleaved over rounds and the median round is reported, so a burst of load
 on the machine touches all of them alike. --memory runs each config's ffnc and numpy steps in
-fresh processes and reports their peak resident set.
+fresh processes and reports their peak resident set, and how much of it came after the
+framework's imports (the step's own memory, with the benchmark's weights and data).
 """
 
 from __future__ import annotations
@@ -139,52 +140,84 @@ def timed(steps: dict, seconds: float, rounds: int = 5) -> dict:
     return {name: float(np.median(times)) for name, times in per_round.items()}
 
 
+def _status_kib(field: str) -> int:
+    """A memory figure of this process in KiB from /proc/self/status (Linux): VmRSS now, VmHWM
+    its peak (ru_maxrss would include the parent's memory, inherited over exec)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+
+
 def peak_rss_child(framework: str, config: str, threads: int, seconds: float) -> None:
-    """(--child) runs one framework's step on one config for `seconds`, prints its peak RSS in
-    KiB: VmHWM on Linux (ru_maxrss would include the parent's memory, inherited over exec)."""
+    """(--child) imports one framework, then builds and runs its step on one config for
+    `seconds`; prints the resident set right after the imports and the peak, in KiB."""
+    if framework == "ffnc":
+        import ffnc
+        import ffnc.compiler  # noqa: F401 (what ffnc_step uses, imported before the baseline)
+        import ffnc.graph  # noqa: F401
+        ffnc.set_num_threads(threads)
+    elif framework not in ("numpy", "none"):
+        raise SystemExit(f"unknown framework {framework!r}")
+    imported = _status_kib("VmRSS")
     sizes, batch = CONFIGS[config]
     rng = np.random.default_rng(0)
     weights = init(sizes, rng)
     xv = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     yv = rng.integers(0, sizes[-1], batch)
     if framework == "ffnc":
-        import ffnc
-        ffnc.set_num_threads(threads)
         step = ffnc_run(ffnc_step(sizes, batch, weights))
     elif framework == "numpy":
         step = numpy_step(sizes, batch, weights)
-    elif framework == "none":
+    else:  # the harness alone: its imports, weights and data
         step = None
-    else:
-        raise SystemExit(f"unknown framework {framework!r}")
     del weights
     start = time.perf_counter()
     while step is not None and time.perf_counter() - start < seconds:
         step(xv, yv)
-    try:
-        with open("/proc/self/status") as status:
-            print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
-    except OSError:
-        import resource
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(imported, _status_kib("VmHWM"))
 
 
 def memory_table(configs: list[str], threads: int) -> None:
+    import shutil
     import subprocess
     import sys
+    import tempfile
 
-    def peak(framework: str, config: str) -> int:
+    if not os.path.exists("/proc/self/status"):
+        raise SystemExit("--memory reads the children's VmRSS and VmHWM in /proc (Linux)")
+    # The children import from bytecode compiled once here, as from an installed wheel:
+    # without it (PYTHONDONTWRITEBYTECODE in a source checkout) each child would compile
+    # ffnc's modules from source and count the compiler's memory as ffnc's.
+    pycache = tempfile.mkdtemp(prefix="ffnc-bench-pycache-")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+
+    def child(framework: str, config: str) -> tuple[float, float]:
+        """(RSS after the imports, peak RSS) of a child, in MiB."""
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", framework,
                               "--configs", config, "--threads", str(threads)],
-                             check=True, capture_output=True, text=True).stdout
-        return int(out.split()[-1])
+                             check=True, capture_output=True, text=True, env=env).stdout
+        imported, peak = (int(v) / 1024 for v in out.split()[-2:])
+        return imported, peak
 
-    print(f"{'config':8s} {'ffnc MiB':>10s} {'numpy MiB':>10s} {'numpy/ffnc':>10s}   "
-          f"(peak RSS of a process running the step; bare numpy process: "
-          f"{peak('none', configs[0]) / 1024:.1f} MiB)")
-    for name in configs:
-        f, n = peak("ffnc", name), peak("numpy", name)
-        print(f"{name:8s} {f / 1024:10.1f} {n / 1024:10.1f} {n / f:10.2f}")
+    try:
+        for framework in ("ffnc", "numpy", "none"):  # writes the bytecode
+            child(framework, configs[0])
+        print(f"{'config':8s} {'ffnc MiB':>9s} {'+step':>6s} {'numpy MiB':>10s} {'+step':>6s} "
+              f"{'harness':>8s} {'numpy/ffnc':>10s}")
+        imports = {}
+        for name in configs:
+            peaks = {}
+            for framework in ("ffnc", "numpy", "none"):
+                imports[framework], peaks[framework] = child(framework, name)
+            f, n = peaks["ffnc"], peaks["numpy"]
+            print(f"{name:8s} {f:9.1f} {f - imports['ffnc']:6.1f} {n:10.1f} "
+                  f"{n - imports['numpy']:6.1f} {peaks['none'] - imports['none']:8.1f} "
+                  f"{n / f:10.2f}")
+    finally:
+        shutil.rmtree(pycache, ignore_errors=True)
+    print(f"MiB: peak RSS of a fresh process running the step; +step: peak minus the RSS after "
+          f"importing the framework (numpy {imports['numpy']:.1f}, ffnc {imports['ffnc']:.1f} "
+          f"MiB); harness: the +step of the benchmark's own weights and data alone")
 
 
 def main() -> None:

@@ -1,9 +1,14 @@
 """ffnc: feedforward neural networks on multi-core CPUs.
 
 A C11/OpenMP core runs every hot path; Python builds the networks. See README.md.
+
+``import ffnc`` loads only the C core: the subpackages (``ffnc.nn``, ``ffnc.graph``,
+``ffnc.compiler``, ``ffnc.train``, ...) and ``ffnc.load``, ``ffnc.save``, ``ffnc.diagnose`` are
+imported on first use (PEP 562), so a process pays only for the parts it uses.
 """
 
-from ffnc import kernels
+import importlib
+
 from ffnc._core import (
     check_isa_environment,
     get_isa,
@@ -14,14 +19,31 @@ from ffnc._core import (
     supported_isas,
 )
 from ffnc._core import version as _c_version
+from ffnc._threads import threads
 from ffnc._version import __version__
 
 check_isa_environment()
 
-# The user-facing API over the core: models, training, checkpoints, diagnosis.
-from ffnc import datasets, nn, optim  # noqa: E402
-from ffnc.diagnosis import diagnose  # noqa: E402
-from ffnc.io import load, save  # noqa: E402
+# Imported on first access as ffnc.<name>: the user-facing API over the core (models,
+# training, checkpoints, diagnosis) and the layers under it.
+_SUBMODULES = frozenset({"compiler", "datasets", "diagnosis", "graph", "io", "kernels", "nn",
+                         "optim", "train"})
+# name -> the submodule that defines it.
+_FUNCTIONS = {"diagnose": "diagnosis", "load": "io", "save": "io"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ffnc.{name}")
+    if name in _FUNCTIONS:
+        value = getattr(importlib.import_module(f"ffnc.{_FUNCTIONS[name]}"), name)
+        globals()[name] = value  # later accesses skip this function
+        return value
+    raise AttributeError(f"module 'ffnc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES | set(_FUNCTIONS))
 
 
 def _register_with_threadpoolctl() -> None:
@@ -94,4 +116,5 @@ __all__ = [
     "set_num_threads",
     "show_config",
     "supported_isas",
+    "threads",
 ]

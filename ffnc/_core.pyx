@@ -179,25 +179,38 @@ def version() -> str:
     return ffnc_version().decode()
 
 
+# The most threads ffnc runs a kernel on (FFNC_MAX_THREADS in ffnc.h, which says why); OpenMP
+# aborts the process when it cannot create the threads asked for, so larger counts are refused.
+MAX_THREADS = FFNC_MAX_THREADS
+
+
+cdef int _thread_count(object n) except -1:
+    """n as a thread count for the C core, 1 <= n <= MAX_THREADS, or TypeError/ValueError."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int or None, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"n must be <= {MAX_THREADS}, got {n}")
+    return n
+
+
 def set_num_threads(n) -> None:
-    """Sets the number of threads ffnc's kernels use (n >= 1); None goes back to following
-    OpenMP's count (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl), the default.
+    """Sets the number of threads ffnc's kernels use (1 <= n <= 1024; more are refused, see
+    FFNC_MAX_THREADS in ffnc.h); None goes back to following OpenMP's count (OMP_NUM_THREADS,
+    omp_set_num_threads, threadpoolctl; at most 1024 too), the default.
 
     Only ffnc's own parallel regions are affected: the process-wide OpenMP setting is not
     changed. Small problems still run on one thread. The count is process-wide: it applies to
     calls from every Python thread, from their next kernel call on (changing it while another
     thread trains is safe, and does not change results, which do not depend on the thread
-    count), except in threads that have a count of their own (fit(threads=n) sets one for the
-    duration of the fit, in the fit's thread only).
+    count), except in threads that have a count of their own (ffnc.threads(n) sets one for a
+    with-block, fit(threads=n) for the duration of the fit, in the calling thread only).
     """
     if n is None:
         _check(ffnc_set_num_threads(0), "set_num_threads")
         return
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int or None, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    _check(ffnc_set_num_threads(<int>min(n, 1 << 20)), "set_num_threads")
+    _check(ffnc_set_num_threads(_thread_count(n)), "set_num_threads")
 
 
 def get_num_threads() -> int:
@@ -213,17 +226,13 @@ def configured_num_threads():
 
 def set_local_num_threads(n) -> None:
     """Sets the number of threads of ffnc calls made from the calling Python thread only
-    (n >= 1), in place of set_num_threads' count (threadpoolctl limits still cap it), or
+    (1 <= n <= MAX_THREADS), in place of set_num_threads' count (threadpoolctl limits still cap it), or
     removes it (None). What fit(threads=n) uses, so that fits running at once in several
     threads each keep their own count. Results do not depend on the count."""
     if n is None:
         _check(ffnc_set_local_num_threads(0), "set_local_num_threads")
         return
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int or None, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    _check(ffnc_set_local_num_threads(<int>min(n, 1 << 20)), "set_local_num_threads")
+    _check(ffnc_set_local_num_threads(_thread_count(n)), "set_local_num_threads")
 
 
 def local_num_threads():

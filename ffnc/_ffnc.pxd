@@ -13,6 +13,7 @@ cdef extern from "ffnc.h" nogil:
         FFNC_ERR_INVALID_DTYPE
         FFNC_ERR_EMPTY
         FFNC_ERR_INTERRUPTED
+        FFNC_ERR_STEP_LIMIT
 
     ctypedef enum ffnc_dtype:
         FFNC_F32
@@ -39,6 +40,7 @@ cdef extern from "ffnc.h" nogil:
     const char *ffnc_status_string(ffnc_status status)
     const char *ffnc_version()
 
+    enum: FFNC_MAX_THREADS
     ffnc_status ffnc_set_num_threads(int n)
     int ffnc_get_num_threads()
     int ffnc_get_configured_threads()

@@ -70,6 +70,14 @@ cdef void _fill_instr(ffnc_plan_instr *c, object spec) except *:
         c.refs[i].offset = offset
 
 
+cdef int _plan_check(ffnc_status s, str call, size_t failed, str step="") except -1:
+    """Raises for a failed run: where it failed (the step, the instruction), unless the run
+    was refused before any instruction (the step counter at its limit)."""
+    if s == FFNC_ERR_STEP_LIMIT:
+        return _check(s, call)
+    return _check(s, f"{call}: {step}instruction {failed}")
+
+
 cdef class PlanHandle:
     """Owns one C plan and its arenas. Arena views (arena()) keep the handle alive.
 
@@ -318,7 +326,7 @@ cdef class PlanHandle:
         with nogil:
             s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
         if s != FFNC_OK:
-            _check(s, f"plan.run: instruction {failed}")
+            _plan_check(s, "plan.run", failed)
         return batch
 
     cdef size_t _run_named(self, object feed, tuple names) except? 0:
@@ -339,7 +347,7 @@ cdef class PlanHandle:
         with nogil:
             s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
         if s != FFNC_OK:
-            _check(s, f"plan.run: instruction {failed}")
+            _plan_check(s, "plan.run", failed)
         return batch
 
     def run_named(self, object feed, tuple names):
@@ -401,7 +409,7 @@ cdef class PlanHandle:
             ffnc_plan_clear_interrupt(self.plan)
             raise PlanInterrupted(done, steps, records[:done])
         if s != FFNC_OK:
-            _check(s, f"plan.run_epoch: step {done}, instruction {failed}")
+            _plan_check(s, "plan.run_epoch", failed, f"step {done}, ")
         return records
 
     def interrupt(self):
@@ -434,7 +442,7 @@ cdef class PlanHandle:
             s = ffnc_plan_run_phase(self.plan, batch, self.phase_ptrs,
                                     FFNC_PLAN_PHASE_GRADIENTS, &failed)
         if s != FFNC_OK:
-            _check(s, f"plan.compute_gradients: instruction {failed}")
+            _plan_check(s, "plan.compute_gradients", failed)
         self.phase_arrays = list(arrays)
         self.phase_batch = batch
         return batch
@@ -454,7 +462,7 @@ cdef class PlanHandle:
             s = ffnc_plan_run_phase(self.plan, batch, self.phase_ptrs, FFNC_PLAN_PHASE_UPDATE,
                                     &failed)
         if s != FFNC_OK:
-            _check(s, f"plan.apply_update: instruction {failed}")
+            _plan_check(s, "plan.apply_update", failed)
         del held
         return batch
 

@@ -173,8 +173,11 @@ def _data_parallel(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     import ffnc
     from ffnc import io, optim, train
+    from ffnc._threads import MAX_THREADS
 
     _check_plot_available(args.plot)
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     x_train, x_test, y_train, y_test, what = _digits_split(args, args.data)
     if y_train is None:
         raise UsageError("training data needs targets")

@@ -27,6 +27,7 @@ import numpy as np
 
 import ffnc.graph as G
 from ffnc import train
+from ffnc._validate import count
 
 RULE_OF_THUMB = 1e-4
 """The update/parameter ratio the lecture quotes as healthy (order of magnitude)."""
@@ -211,12 +212,12 @@ def diagnose(model: Any, x: Any, y: Any, *, optimizer: Any = None, lr: float | N
     train._check_model(model, "diagnose")
     loss = train._loss_of(model, loss, "diagnose")
     opt = _optimizer(optimizer, lr)
-    probe_steps = train._int_at_least("diagnose: probe_steps", probe_steps, 1)
-    iterations = train._int_at_least("diagnose: iterations", iterations, 1)
+    probe_steps = count("diagnose: probe_steps", probe_steps, 1)
+    iterations = count("diagnose: iterations", iterations, 1)
     xs = train._check_x(model, x, "diagnose")
     yv = train._check_y(model, loss, y, len(xs[0]), "diagnose")
     n = len(yv)
-    limit = _DEFAULT_ROWS if rows is None else train._int_at_least("diagnose: rows", rows, 1)
+    limit = _DEFAULT_ROWS if rows is None else count("diagnose: rows", rows, 1)
     if n > limit:
         pick = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
         xs, yv = [np.ascontiguousarray(a[pick]) for a in xs], np.ascontiguousarray(yv[pick])
@@ -333,7 +334,7 @@ class DiagnoseCallback(train.Callback):
     def __init__(self, x: Any, y: Any, *, every: int = 1, verbose: bool = False,
                  **options: Any) -> None:
         self.x, self.y = x, y
-        self.every = train._int_at_least("DiagnoseCallback: every", every, 1)
+        self.every = count("DiagnoseCallback: every", every, 1)
         self.verbose = bool(verbose)
         self.options = options
         self.reports: list[tuple[int, Diagnosis]] = []

@@ -43,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from ffnc._threads import MAX_THREADS
+from ffnc._validate import count
+
 INSTALL_HINT = 'pip install "ffnc[mpi]"'
 
 # The environment variables MPI launchers set on the processes they start.
@@ -150,7 +153,7 @@ class DataParallel:
     def _threads_per_rank(self, node: Any) -> int:
         env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
         if env.isdigit() and int(env) >= 1:
-            return int(env)
+            return min(int(env), MAX_THREADS)  # ffnc caps OpenMP's default so too
         mine = self._cpus()
         # Ranks bound to disjoint CPUs (mpiexec -bind-to core) each use their own; ranks that
         # share CPUs split them.
@@ -234,7 +237,7 @@ def init(threads: int | None = None, comm: Any = None) -> DataParallel:
 
     group = DataParallel(comm)
     if threads is not None:
-        group.threads = _positive_int("threads", threads)
+        group.threads = count("threads", threads, 1, MAX_THREADS)
     ffnc.set_num_threads(group.threads)
     return group
 
@@ -250,14 +253,6 @@ def data_parallel(spec: Any) -> DataParallel | None:
         return spec
     raise TypeError(f"distributed must be a bool or an ffnc.distributed.DataParallel, got "
                     f"{type(spec).__name__}")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 class DistributedStepper:
@@ -293,7 +288,7 @@ class DistributedStepper:
         self.plan = plan
         self.group = DataParallel() if group is None else group
         self.reduction = reduction
-        self.verify_every = _positive_int("verify_every", verify_every)
+        self.verify_every = count("verify_every", verify_every, 1)
         self._since_verify = 0
         self._batched = [len(x.shape) > 0 and x.shape[0] is None for x in plan.inputs]
         self._by_name = {x.name: i for i, x in enumerate(plan.inputs) if x.name is not None}

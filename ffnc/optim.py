@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ffnc._memory import check_allocation
+from ffnc._validate import flag, int64_count
 
 __all__ = [
     "SGD",
@@ -91,22 +92,6 @@ def _fraction(name: str, value: Any, *, closed: bool = False) -> float:
     if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
         raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {v}")
     return v
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    if value >= 2**63:  # steps are int64 in plans and schedules
-        raise ValueError(f"{name} must be < 2**63, got {value}")
-    return int(value)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -187,7 +172,7 @@ class Momentum(Optimizer):
         self._check_common()
         _set(self, "momentum", _fraction("momentum", self.momentum))
         _set(self, "weight_decay", _at_least("weight_decay", self.weight_decay, 0.0))
-        _set(self, "nesterov", _flag("nesterov", self.nesterov))
+        _set(self, "nesterov", flag("nesterov", self.nesterov))
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -221,7 +206,7 @@ class Adam(Optimizer):
         _set(self, "beta2", _fraction("beta2", self.beta2))
         _set(self, "eps", _at_least("eps", self.eps, 0.0, strict=True))
         _set(self, "weight_decay", _at_least("weight_decay", self.weight_decay, 0.0))
-        _set(self, "decoupled", _flag("decoupled", self.decoupled))
+        _set(self, "decoupled", flag("decoupled", self.decoupled))
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -276,7 +261,7 @@ class RMSprop(Optimizer):
         _set(self, "eps", _at_least("eps", self.eps, 0.0, strict=True))
         _set(self, "weight_decay", _at_least("weight_decay", self.weight_decay, 0.0))
         _set(self, "momentum", _fraction("momentum", self.momentum))
-        _set(self, "centered", _flag("centered", self.centered))
+        _set(self, "centered", flag("centered", self.centered))
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -288,8 +273,8 @@ class RMSprop(Optimizer):
 
 
 def _steps(start_step: Any, n_steps: Any) -> np.ndarray:
-    start = _count("start_step", start_step, 0)
-    n = _count("n_steps", n_steps, 0)
+    start = int64_count("start_step", start_step, 0)
+    n = int64_count("n_steps", n_steps, 0)
     if start + n > 2**63:
         raise ValueError(f"start_step + n_steps must be <= 2**63 (steps are int64), got "
                          f"{start} + {n}")
@@ -336,7 +321,7 @@ class StepLR(Schedule):
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _set(self, "step_size", _count("step_size", self.step_size, 1))
+        _set(self, "step_size", int64_count("step_size", self.step_size, 1))
         _set(self, "gamma", _at_least("gamma", self.gamma, 0.0))
 
     def _at(self, t: np.ndarray) -> np.ndarray:
@@ -373,7 +358,7 @@ class CosineLR(Schedule):
     min_scale: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "total_steps", _count("total_steps", self.total_steps, 1))
+        _set(self, "total_steps", int64_count("total_steps", self.total_steps, 1))
         _set(self, "min_scale", _fraction("min_scale", self.min_scale, closed=True))
 
     def _at(self, t: np.ndarray) -> np.ndarray:
@@ -394,7 +379,7 @@ class LinearWarmup(Schedule):
     after: Schedule | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "warmup_steps", _count("warmup_steps", self.warmup_steps, 1))
+        _set(self, "warmup_steps", int64_count("warmup_steps", self.warmup_steps, 1))
         if self.after is not None and not isinstance(self.after, Schedule):
             raise TypeError(f"after must be a Schedule (StepLR, ExponentialLR, CosineLR, "
                             f"LinearWarmup) or None, got {type(self.after).__name__}")
@@ -434,12 +419,12 @@ class ReduceLROnPlateau:
         self.factor = _real("factor", factor)
         if not 0.0 < self.factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {self.factor}")
-        self.patience = _count("patience", patience, 0)
+        self.patience = int64_count("patience", patience, 0)
         self.threshold = _at_least("threshold", threshold, 0.0)
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.threshold_mode = threshold_mode
-        self.cooldown = _count("cooldown", cooldown, 0)
+        self.cooldown = int64_count("cooldown", cooldown, 0)
         self.min_scale = _fraction("min_scale", min_scale, closed=True)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -511,9 +496,9 @@ class ReduceLROnPlateau:
                              f"{sorted(state)}")
         scale = _at_least("scale", state["scale"], 0.0)
         best = None if state["best"] is None else _real("best", state["best"])
-        bad = _count("num_bad_epochs", state["num_bad_epochs"], 0)
-        cooldown = _count("cooldown_counter", state["cooldown_counter"], 0)
-        epochs = _count("epochs", state["epochs"], 0)
+        bad = int64_count("num_bad_epochs", state["num_bad_epochs"], 0)
+        cooldown = int64_count("cooldown_counter", state["cooldown_counter"], 0)
+        epochs = int64_count("epochs", state["epochs"], 0)
         self.scale, self.best, self.num_bad_epochs = scale, best, bad
         self.cooldown_counter, self.epochs = cooldown, epochs
 

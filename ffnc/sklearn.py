@@ -58,6 +58,8 @@ import numpy as np
 
 import ffnc.nn as nn
 from ffnc import train
+from ffnc._threads import MAX_THREADS
+from ffnc._threads import threads as thread_count
 from ffnc.nn.initializers import Uniform
 
 try:  # scikit-learn >= 1.6
@@ -198,8 +200,8 @@ class _BaseMLP(BaseEstimator):
         _real("beta_2", self.beta_2, 0.0, 1.0)
         _real("epsilon", self.epsilon, 0.0, low_open=True)
         _positive_int("n_iter_no_change", self.n_iter_no_change)
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
+        if self.threads is not None and _positive_int("threads", self.threads) > MAX_THREADS:
+            raise ValueError(f"threads must be <= {MAX_THREADS}, got {self.threads}")
         try:
             self._dtype = np.dtype(self.dtype)
         except TypeError:
@@ -336,7 +338,7 @@ class _BaseMLP(BaseEstimator):
     def _run_with_threads(self, fn, *args):
         if self.threads is None:
             return fn(*args)
-        with train._threads(self.threads):
+        with thread_count(self.threads):
             return fn(*args)
 
     def _forward(self, X: Any) -> np.ndarray:

@@ -27,12 +27,15 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
 import ffnc.graph as G
+from ffnc._threads import MAX_THREADS
+from ffnc._threads import threads as thread_count
+from ffnc._validate import count, flag
 from ffnc.compiler.plan import PlanInterrupted
 from ffnc.graph.ir import INDEX_DTYPES, Node
 
@@ -167,7 +170,7 @@ class EarlyStopping:
     def __init__(self, patience: int = 5, *, monitor: str | None = None,
                  min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = True) -> None:
-        self.patience = _int_at_least("early_stopping patience", patience, 0)
+        self.patience = count("early_stopping patience", patience, 0)
         if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) \
                 or min_delta < 0:
             raise ValueError(f"early_stopping min_delta must be a finite number >= 0, got "
@@ -206,20 +209,6 @@ class EarlyStopping:
 
 
 # ---- argument checks ----------------------------------------------------------------------
-
-def _int_at_least(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
 
 def _check_model(model: Any, who: str) -> None:
     for attr in ("parameter_nodes", "output", "inputs", "bind", "flat", "check_inputs"):
@@ -499,7 +488,7 @@ def _plan_rows(batch: int) -> int:
 def _batch_arg(batch_size: Any, who: str) -> int | None:
     if batch_size is None:
         return None
-    return _int_at_least(f"{who}: batch_size", batch_size, 1)
+    return count(f"{who}: batch_size", batch_size, 1)
 
 
 def predict(model: Any, x: Any, *, batch_size: int | None = None,
@@ -523,7 +512,7 @@ def predict(model: Any, x: Any, *, batch_size: int | None = None,
     for start in range(0, rows, bs):
         chunk = [a[start:start + bs] for a in xs]
         result[start:start + len(chunk[0])] = plan.run(_feed(model, chunk))[0]
-    if _flag("predict: raw", raw) or model.loss is None:
+    if flag("predict: raw", raw) or model.loss is None:
         return result
     return model.loss.predict(result)
 
@@ -546,25 +535,6 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = Non
 
 
 # ---- fit ----------------------------------------------------------------------------------
-
-@contextmanager
-def _threads(threads: Any):
-    """n threads for the ffnc calls made from this Python thread inside the block (None: the
-    current setting). A count of this thread's own (not ffnc.set_num_threads, process-wide):
-    fits running at once in other threads keep theirs, and nothing is left changed after."""
-    from ffnc import _core
-
-    if threads is None:
-        yield
-        return
-    n = _int_at_least("fit: threads", threads, 1)
-    before = _core.local_num_threads()  # None, or an enclosing block's count
-    _core.set_local_num_threads(n)
-    try:
-        yield
-    finally:
-        _core.set_local_num_threads(before)
-
 
 def _split_validation(xs: list[np.ndarray], y: np.ndarray, split: Any):
     if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
@@ -711,15 +681,15 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
     """
     _check_model(model, "fit")
     loss = _loss_of(model, loss, "fit")
-    epochs = _int_at_least("fit: epochs", epochs, 0)
-    shuffle = _flag("fit: shuffle", shuffle)
+    epochs = count("fit: epochs", epochs, 0)
+    shuffle = flag("fit: shuffle", shuffle)
     if threads is not None:
-        _int_at_least("fit: threads", threads, 1)
+        count("fit: threads", threads, 1, MAX_THREADS)
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"fit: checkpoint must be a path (str or os.PathLike) or None, got "
                         f"{type(checkpoint).__name__}")
-    verbose = _int_at_least("fit: verbose", verbose, 0)
-    seed = _int_at_least("fit: seed", seed, 0)
+    verbose = count("fit: verbose", verbose, 0)
+    seed = count("fit: seed", seed, 0)
     batch_arg = _batch_arg(batch_size, "fit")
     names = _metric_names(metrics, loss)
     optimizer = _resolve_optimizer(optimizer)
@@ -750,9 +720,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
     if loss is not model.loss:  # set once every argument is checked: a refused call changes
         model.loss = loss       # nothing
     started = time.perf_counter()
-    # with several ranks, an error on one of them stops them all (group.guard)
-    with _threads(threads), (group.guard(collective=(TrainingDiverged,)) if group is not None
-                             else nullcontext()):
+    # A count of this thread's own (ffnc.threads), not ffnc.set_num_threads' process-wide one:
+    # fits running at once in other threads keep theirs, and nothing is left changed after.
+    # With several ranks, an error on one of them stops them all (group.guard).
+    with (thread_count(threads) if threads is not None else nullcontext()), \
+            (group.guard(collective=(TrainingDiverged,)) if group is not None else nullcontext()):
         trainer = _Trainer(model, loss, optimizer, names, xs, yv, val, batch, shuffle, seed,
                            stopper, cbs, schedules, checkpoint)
         if group is not None:

@@ -214,9 +214,12 @@ def test_plan_run_alternating_thread_counts_gives_the_same_bits():
     saved = _core.configured_num_threads()
     results = []
     try:
-        for counts in ([1] * 6, [1, 2] * 3):
-            plan = compile_plan(loss, loss=loss, optimizer=optim.Adam(1e-3, clip_norm=1.0),
-                                batch_size=BATCH)
+        # Both plans are compiled before either runs, so both start from the initial values
+        # (a plan compiled after another trained the parameters would start from the trained
+        # ones).
+        plans = [compile_plan(loss, loss=loss, optimizer=optim.Adam(1e-3, clip_norm=1.0),
+                              batch_size=BATCH) for _ in range(2)]
+        for counts, plan in zip(([1] * 6, [1, 2] * 3), plans, strict=True):
             losses = []
             before = multithreaded_calls()
             for n in counts:
@@ -239,7 +242,7 @@ def test_predict_and_evaluate_on_1_and_2_threads():
     out = []
     for threads in (1, 2):
         before = multithreaded_calls()
-        with train._threads(threads):
+        with ffnc.threads(threads):
             out.append((train.predict(model, x), train.evaluate(model, x, y)))
         assert (multithreaded_calls() > before) == (threads == 2)
     assert_same_bits(out[0][0], out[1][0], "predict")

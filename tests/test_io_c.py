@@ -73,3 +73,43 @@ def test_c_rejects_what_python_rejects(tmp_path):
     assert lib.ffnc_model_load(str(path).encode(), ctypes.byref(handle)) != 0
     with pytest.raises(io.CheckpointError, match="truncated"):
         io.load(path)
+
+
+def test_c_and_python_writers_clean_up_each_others_stale_temporary_files(tmp_path):
+    """Both writers name their temporary files ".<name>.ffnc-<random>.tmp" and flock them
+    while writing; a save removes the unlocked ones of earlier saves to the same target (a
+    writer killed mid-write leaves one), whichever language wrote them, and no locked one."""
+    import fcntl
+    import tempfile
+
+    lib = _library()
+    path = tmp_path / "m.safetensors"
+    io.save(nn.Sequential([nn.Dense(3)], input_shape=(2,), loss="mse", seed=1), path)
+    handle = ctypes.c_void_p()
+    assert lib.ffnc_model_load(str(path).encode(), ctypes.byref(handle)) == 0
+
+    def temp(random: str | None = None) -> str:
+        """A writer's leftover: Python's name (mkstemp's random part), or C's (`random`)."""
+        if random is None:
+            fd, name = tempfile.mkstemp(prefix=".m.safetensors.ffnc-", suffix=".tmp",
+                                        dir=tmp_path)
+            os.close(fd)
+            return name
+        name = str(tmp_path / f".m.safetensors.ffnc-{random}.tmp")
+        open(name, "wb").close()
+        return name
+
+    try:
+        stale_python, stale_c, live = temp(), temp("k3j9x0a8b7c6"), temp()
+        held = os.open(live, os.O_RDWR)
+        fcntl.flock(held, fcntl.LOCK_EX)  # a writer still writing
+        assert lib.ffnc_model_save(handle, str(path).encode(), 0) == 0
+        assert not os.path.exists(stale_python) and not os.path.exists(stale_c)
+        assert os.path.exists(live)
+        os.close(held)  # its writer died: the next save, from Python, removes it
+        stale_c = temp("z1y2x3w4v5u6")
+        io.save(io.load(path), path)
+        assert not os.path.exists(live) and not os.path.exists(stale_c)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    finally:
+        lib.ffnc_model_destroy(handle)

@@ -365,10 +365,12 @@ def test_one_and_two_threads_agree_bitwise(restore_threads, rng, name):
     opt = with_clip(OPTIMIZERS[name], 0.5)
     x, y, params, loss = quadratic(np.float32, rng, n_in=200, n_out=100)
     data = batches(rng, np.float32, 3, rows=16, n_in=200, n_out=100)
+    # Both plans are compiled before either runs, so both start from the initial values (a
+    # plan compiled after another trained the parameters would start from the trained ones).
+    plans = [compile(loss, loss=loss, optimizer=opt, batch_size=16) for _ in range(2)]
     results = []
-    for threads in (1, 2):
+    for threads, plan in zip((1, 2), plans, strict=True):
         ffnc.set_num_threads(threads)
-        plan = compile(loss, loss=loss, optimizer=opt, batch_size=16)
         norms = []
         for xv, yv in data:
             plan.run({"x": xv, "y": yv})

@@ -25,6 +25,9 @@ const char *ffnc_status_string(ffnc_status status) {
     case FFNC_ERR_UNSUPPORTED: return "the file describes a model or tensor this build does not support";
     case FFNC_ERR_NOT_FOUND: return "no entry of that name";
     case FFNC_ERR_INTERRUPTED: return "interrupted between two steps";
+    case FFNC_ERR_STEP_LIMIT:
+        return "the step counter would pass its limit, 2**63 - 1 (INT64_MAX) steps: set a "
+               "smaller step";
     }
     return "unknown ffnc status code";
 }

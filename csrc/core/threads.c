@@ -9,7 +9,9 @@
  * `threadpool_limits(1)` also holds when the user chose a count explicitly. A count for the
  * calling thread only (ffnc_set_local_num_threads: what ffnc.train.fit(threads=n) sets) takes
  * precedence over both, so that two threads training at once can each use their own count
- * without racing on the process-wide one; the cap bounds it too. */
+ * without racing on the process-wide one; the cap bounds it too. No count exceeds
+ * FFNC_MAX_THREADS: libgomp aborts the process when it cannot create the threads a region asks
+ * for, so larger counts are refused and a larger OpenMP default is capped. */
 #include <stdatomic.h>
 
 #include <omp.h>
@@ -23,7 +25,7 @@ static _Thread_local int local_threads; /* 0: no count of this thread's own */
 static atomic_size_t multithreaded_calls;
 
 ffnc_status ffnc_set_num_threads(int n) {
-    FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(n >= 0 && n <= FFNC_MAX_THREADS, FFNC_ERR_INVALID_ARGUMENT);
     atomic_store(&configured_threads, n);
     return FFNC_OK;
 }
@@ -39,7 +41,7 @@ ffnc_status ffnc_set_thread_limit(int n) {
 int ffnc_get_thread_limit(void) { return thread_limit; }
 
 ffnc_status ffnc_set_local_num_threads(int n) {
-    FFNC_REQUIRE(n >= 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(n >= 0 && n <= FFNC_MAX_THREADS, FFNC_ERR_INVALID_ARGUMENT);
     local_threads = n;
     return FFNC_OK;
 }
@@ -52,6 +54,7 @@ int ffnc_get_num_threads(void) {
     if (n == 0) {
         n = omp_get_max_threads();
         if (n < 1) n = 1;
+        if (n > FFNC_MAX_THREADS) n = FFNC_MAX_THREADS;
     }
     if (thread_limit > 0 && thread_limit < n) n = thread_limit;
     return n;

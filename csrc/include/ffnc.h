@@ -45,7 +45,9 @@ typedef enum ffnc_status {
     FFNC_ERR_FORMAT = 10,           /* a file is malformed, truncated or inconsistent */
     FFNC_ERR_UNSUPPORTED = 11,      /* a well-formed file describes what this build cannot run */
     FFNC_ERR_NOT_FOUND = 12,        /* no tensor or metadata entry of that name */
-    FFNC_ERR_INTERRUPTED = 13       /* ffnc_plan_interrupt stopped an epoch between two steps */
+    FFNC_ERR_INTERRUPTED = 13,      /* ffnc_plan_interrupt or ffnc_model_interrupt stopped a run
+                                     * between two steps */
+    FFNC_ERR_STEP_LIMIT = 14        /* a plan's step counter would pass INT64_MAX (2^63 - 1) */
 } ffnc_status;
 
 /* A sentence describing `status`; never NULL, for unknown codes too. */
@@ -72,23 +74,30 @@ const char *ffnc_version(void);
  * the CPU supports. The environment variable FFNC_ISA=generic|avx2|avx512 forces a path.
  * ------------------------------------------------------------------------------------------- */
 
-/* Sets the number of threads ffnc uses from now on, in every thread (n >= 1), or goes back to
- * following the OpenMP default (n = 0). */
+/* The most threads ffnc runs a kernel on. Counts above it are refused
+ * (FFNC_ERR_INVALID_ARGUMENT) rather than passed to OpenMP, whose runtime aborts the process
+ * when it cannot create the threads asked for; an OpenMP default above it is capped. 1024 is
+ * more than the hardware threads of today's two-socket servers (two 192-core sockets with
+ * 2-way SMT: 768). */
+#define FFNC_MAX_THREADS 1024
+
+/* Sets the number of threads ffnc uses from now on, in every thread (1 <= n <=
+ * FFNC_MAX_THREADS), or goes back to following the OpenMP default (n = 0). */
 ffnc_status ffnc_set_num_threads(int n);
 /* The count set by ffnc_set_num_threads, or 0 while ffnc follows the OpenMP default. */
 int ffnc_get_configured_threads(void);
 /* The number of threads ffnc's kernels use for calls made from the calling thread: the count
  * set by ffnc_set_local_num_threads in this thread, else the one set by ffnc_set_num_threads,
- * else the OpenMP default; capped by ffnc_set_thread_limit. */
+ * else the OpenMP default (at most FFNC_MAX_THREADS); capped by ffnc_set_thread_limit. */
 int ffnc_get_num_threads(void);
 /* Caps the threads of calls made from the calling thread at n (n >= 1), or removes the cap
  * (n = 0). threadpoolctl's threadpool_limits sets it through ffnc's controller. */
 ffnc_status ffnc_set_thread_limit(int n);
 int ffnc_get_thread_limit(void);
-/* Sets the number of threads of calls made from the calling thread only (n >= 1), in place of
- * ffnc_set_num_threads' count and the OpenMP default (the cap above still bounds it), or
- * removes it (n = 0). Lets two threads run ffnc at once, each with its own count. Results do
- * not depend on the count (see the top of this file). */
+/* Sets the number of threads of calls made from the calling thread only (1 <= n <=
+ * FFNC_MAX_THREADS), in place of ffnc_set_num_threads' count and the OpenMP default (the cap
+ * above still bounds it), or removes it (n = 0). Lets two threads run ffnc at once, each with
+ * its own count. Results do not depend on the count (see the top of this file). */
 ffnc_status ffnc_set_local_num_threads(int n);
 /* The count set by ffnc_set_local_num_threads in the calling thread, or 0. */
 int ffnc_get_local_num_threads(void);
@@ -569,7 +578,9 @@ ffnc_status ffnc_plan_arena_data(ffnc_plan *plan, ffnc_plan_arena arena, void **
 
 /* Runs every instruction once over inputs[i] (input slot i, batch rows) and then counts one
  * step (the counter Adam's bias correction reads). On an error the step stops at the failing
- * instruction, whose index goes to *failed_instr (when not NULL), and is not counted. */
+ * instruction, whose index goes to *failed_instr (when not NULL), and is not counted.
+ * FFNC_ERR_STEP_LIMIT, before any instruction runs (*failed_instr untouched), when the step
+ * counter is at its end (see ffnc_plan_get_step). */
 ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
                           size_t *failed_instr);
 
@@ -615,7 +626,7 @@ int ffnc_plan_clear_interrupt(ffnc_plan *plan);
 
 /* The step counter (steps completed since creation, or as last set, e.g. from a checkpoint).
  * It ends at INT64_MAX: at that value every run (either phase too), and any epoch that would
- * count past it, is refused before it starts (FFNC_ERR_INVALID_ARGUMENT). */
+ * count past it, is refused before it starts (FFNC_ERR_STEP_LIMIT). */
 int64_t ffnc_plan_get_step(const ffnc_plan *plan);
 ffnc_status ffnc_plan_set_step(ffnc_plan *plan, int64_t step);
 
@@ -724,7 +735,11 @@ ffnc_status ffnc_safetensors_writer_add_metadata(ffnc_safetensors_writer *writer
 /* Writes the file atomically: to a temporary file in the same directory, flushed to disk
  * (fsync), then renamed over `path`, so a reader sees the old file or the whole new one, never
  * a partial one. Tensors are laid out by decreasing element size (so every tensor is aligned
- * to its element size in the data) and the header is padded with spaces to a multiple of 8. */
+ * to its element size in the data) and the header is padded with spaces to a multiple of 8.
+ * The temporary file is ".<name>.ffnc-<random>.tmp" (<name> the last component of `path`),
+ * locked (flock) by its writer until the rename; a save first removes the unlocked ones of
+ * earlier saves to the same path, left by writers killed mid-write. Python's ffnc.io writes
+ * and cleans up the same way, so either removes the other's leftovers. */
 ffnc_status ffnc_safetensors_writer_save(const ffnc_safetensors_writer *writer,
                                          const char *path);
 
@@ -753,7 +768,7 @@ ffnc_status ffnc_safetensors_writer_save(const ffnc_safetensors_writer *writer,
  * sqrt(6 / (fan_in + fan_out)) (Glorot) after identity, tanh, sigmoid, softplus and hard_tanh.
  *
  * Models are not thread-safe: use one model from one thread at a time (each call runs its
- * kernels on ffnc's OpenMP threads).
+ * kernels on ffnc's OpenMP threads); ffnc_model_interrupt is the exception.
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum ffnc_loss {
@@ -837,6 +852,17 @@ ffnc_status ffnc_train_config_init(ffnc_train_config *config, ffnc_optimizer opt
  * argument errors. Shuffling copies the data once (rows x (sizes[0] + targets) values). */
 ffnc_status ffnc_model_train(ffnc_model *model, const ffnc_train_config *config, size_t rows,
                              const void *x, const void *targets, double *epoch_losses);
+
+/* Interrupting training (a Ctrl-C handler, another thread): ffnc_model_interrupt requests that
+ * the ffnc_model_train running on `model` stop at the next step boundary. That call then
+ * returns FFNC_ERR_INTERRUPTED, the model holding the weights, optimizer state and step count
+ * of the last completed step (epoch_losses receives the completed epochs' losses only), ready
+ * to train on. A request made while no training runs stops the next ffnc_model_train before
+ * its first step; requests made during a call apply to that call only (one arriving after its
+ * last step is withdrawn when it returns). Async-signal-safe (lock-free atomics, no waiting)
+ * and callable from any thread, unlike the model's other functions; the model must outlive
+ * the call. */
+ffnc_status ffnc_model_interrupt(ffnc_model *model);
 
 /* dst (rows x outputs, the model's dtype) = the model's prediction for x (see ffnc_loss). */
 ffnc_status ffnc_model_predict(ffnc_model *model, size_t rows, const void *x, void *dst);

@@ -1,13 +1,20 @@
 /* Safetensors reading (strict, see ffnc.h) and atomic writing. POSIX file calls (open, fsync,
- * rename) give the atomic replacement; everything else is C11. */
+ * rename, a directory scan) and flock give the atomic replacement and the clean-up of a killed
+ * writer's temporary file; everything else is C11. */
 #define _POSIX_C_SOURCE 200809L
+/* flock is BSD, not POSIX: these expose it beside the POSIX names (glibc, macOS). */
+#define _DEFAULT_SOURCE
+#define _DARWIN_C_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -487,6 +494,95 @@ static void sync_directory(const char *path) {
     close(fd);
 }
 
+/* ---- the temporary file: the scheme of ffnc/io.py's write_atomic --------------------------- */
+
+/* A save writes "<dir>/.<name>.ffnc-<random>.tmp" (<name> the last component of the target),
+ * flock-ed by its writer until it is renamed over the target. A writer killed before the rename
+ * leaves its file unlocked, and the next save to the same target removes it. Python's writer
+ * uses the same names and the same (flock) locks, so each removes the other's leftovers and
+ * leaves the other's live files alone. */
+#define TEMP_TAG ".ffnc-"
+#define TEMP_SUFFIX ".tmp"
+#define TEMP_RANDOM 12 /* characters of [a-z0-9]; O_EXCL settles any collision */
+
+/* `file` is a temporary file of a save to target `name`. */
+static int is_temp_of(const char *file, const char *name, size_t name_len) {
+    size_t n = strlen(file), tag = strlen(TEMP_TAG), suffix = strlen(TEMP_SUFFIX);
+    return n >= 1 + name_len + tag + suffix && file[0] == '.' &&
+           memcmp(file + 1, name, name_len) == 0 &&
+           memcmp(file + 1 + name_len, TEMP_TAG, tag) == 0 &&
+           memcmp(file + n - suffix, TEMP_SUFFIX, suffix) == 0;
+}
+
+/* Removes the temporary files of earlier saves to `name` in `dir` whose writer died: their lock
+ * is free. A live writer holds its lock until its rename, and the file found must still be the
+ * one locked (its writer may have renamed it meanwhile). `path_room` holds dir "/" a file name. */
+static void remove_stale_temps(const char *dir, const char *name, char *path_room,
+                               size_t room) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t name_len = strlen(name);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!is_temp_of(e->d_name, name, name_len)) continue;
+        if ((size_t)snprintf(path_room, room, "%s/%s", dir, e->d_name) >= room) continue;
+        /* O_NONBLOCK: a FIFO of that name must not block the save; O_NOFOLLOW: nor lead it
+         * elsewhere */
+        int fd = open(path_room, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue; /* gone meanwhile (renamed by its writer), or not ours to open */
+        struct stat by_name, held;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 &&
+            lstat(path_room, &by_name) == 0 && S_ISREG(held.st_mode) &&
+            by_name.st_ino == held.st_ino && by_name.st_dev == held.st_dev)
+            unlink(path_room);
+        close(fd); /* and the lock with it */
+    }
+    closedir(d);
+}
+
+static void random_chars(char *out, size_t n) {
+    static atomic_ulong counter;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t z = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)now.tv_nsec ^
+                 (uint64_t)now.tv_sec << 30 ^ (uint64_t)atomic_fetch_add(&counter, 1) << 48;
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (size_t i = 0; i < n; i++) {
+        z += 0x9E3779B97F4A7C15ULL; /* SplitMix64 */
+        uint64_t r = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        r = (r ^ (r >> 27)) * 0x94D049BB133111EBULL;
+        r ^= r >> 31;
+        out[i] = alphabet[r % (sizeof alphabet - 1)];
+    }
+    out[n] = '\0';
+}
+
+/* Creates and locks a new temporary file for a save to `name` (its path written with
+ * `prefix`, "" or the directory and a '/', before the file name) into `tmp`; -1 when it
+ * cannot. */
+static int create_temp(const char *prefix, const char *name, char *tmp, size_t room) {
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char random[TEMP_RANDOM + 1];
+        random_chars(random, TEMP_RANDOM);
+        if ((size_t)snprintf(tmp, room, "%s.%s" TEMP_TAG "%s" TEMP_SUFFIX, prefix, name,
+                             random) >= room)
+            return -1;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            if (errno == EEXIST) continue;
+            return -1;
+        }
+        /* Without locks (a file system refusing them) the save goes on unlocked, as Python's
+         * does. */
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR) continue;
+        /* Another save's clean-up may have removed the file between its creation and the
+         * lock; once locked it stays. */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_nlink > 0) return fd;
+        close(fd);
+    }
+    return -1;
+}
+
 ffnc_status ffnc_safetensors_writer_save(const ffnc_safetensors_writer *w, const char *path) {
     FFNC_REQUIRE(w && path, FFNC_ERR_NULL_POINTER);
     FFNC_REQUIRE(*path, FFNC_ERR_INVALID_ARGUMENT);
@@ -504,19 +600,29 @@ ffnc_status ffnc_safetensors_writer_save(const ffnc_safetensors_writer *w, const
         json_buf_free(&header);
         return s;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 64);
+    /* path = prefix name, the prefix "" or ending in '/'; the directory to scan is "." for a
+     * bare name and "/" for "/name" */
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t prefix_len = (size_t)(name - path);
+    /* room for the temporary file's path, and for the directory, a '/' and any file name */
+    size_t room = strlen(path) + strlen(TEMP_TAG) + TEMP_RANDOM + strlen(TEMP_SUFFIX) + 300;
+    char *prefix = malloc(prefix_len + 1), *dir = malloc(prefix_len + 2), *tmp = malloc(room);
     int fd = -1;
-    if (!tmp) s = FFNC_ERR_OUT_OF_MEMORY;
-    /* A name no other writer uses: O_EXCL refuses an existing one, so try a few. */
-    static atomic_ulong counter;
-    for (int attempt = 0; s == FFNC_OK && attempt < 100 && fd < 0; attempt++) {
-        snprintf(tmp, plen + 64, "%s.tmp-%ld-%lu", path, (long)getpid(),
-                 atomic_fetch_add(&counter, 1));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno != EEXIST) break;
+    if (!prefix || !dir || !tmp) s = FFNC_ERR_OUT_OF_MEMORY;
+    if (s == FFNC_OK) {
+        memcpy(prefix, path, prefix_len);
+        prefix[prefix_len] = '\0';
+        if (prefix_len <= 1) {
+            strcpy(dir, prefix_len ? "/" : ".");
+        } else {
+            memcpy(dir, path, prefix_len - 1);
+            dir[prefix_len - 1] = '\0';
+        }
+        remove_stale_temps(dir, name, tmp, room);
+        fd = create_temp(prefix, name, tmp, room);
+        if (fd < 0) s = FFNC_ERR_IO;
     }
-    if (s == FFNC_OK && fd < 0) s = FFNC_ERR_IO;
     if (s == FFNC_OK) {
         unsigned char len8[8];
         uint64_t n = header.len;
@@ -525,15 +631,19 @@ ffnc_status ffnc_safetensors_writer_save(const ffnc_safetensors_writer *w, const
         for (size_t i = 0; i < w->n_entries && !failed; i++)
             failed = write_tensor(fd, &w->entries[order[i]]);
         if (!failed) failed = fsync(fd) != 0;
-        if (close(fd) != 0) failed = 1;
+        /* renamed while still locked, so no clean-up can take it first; fsync has reported
+         * any write error, so closing after the rename can lose nothing */
         if (!failed) failed = rename(tmp, path) != 0;
+        if (failed) unlink(tmp);
+        close(fd);
         if (failed) {
-            unlink(tmp);
             s = FFNC_ERR_IO;
         } else {
             sync_directory(path);
         }
     }
+    free(prefix);
+    free(dir);
     free(tmp);
     free(order);
     json_buf_free(&header);

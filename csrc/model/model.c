@@ -2,7 +2,9 @@
  * training plan is built per ffnc_model_train call (its batch size and optimizer come with the
  * call); the two inference plans are built once and read the parameters as an input slot, so
  * predicting copies nothing. */
+#define _POSIX_C_SOURCE 200809L /* sched_yield */
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +131,9 @@ ffnc_status ffnc_model_create(const ffnc_model_desc *desc, uint64_t seed, ffnc_m
     FFNC_TRY(check_desc(desc, &n_params));
     ffnc_model *m = calloc(1, sizeof *m);
     if (!m) return FFNC_ERR_OUT_OF_MEMORY;
+    atomic_init(&m->interrupt_requested, 0);
+    atomic_init(&m->training_plan, NULL);
+    atomic_init(&m->interrupters, 0);
     size_t L = desc->n_layers;
     m->dtype = desc->dtype;
     m->elem_size = desc->dtype == FFNC_F32 ? sizeof(float) : sizeof(double);
@@ -483,6 +488,41 @@ static void shuffle_rows(uint64_t seed, uint64_t epoch, size_t rows, size_t *per
     }
 }
 
+/* ---- interrupting training (ffnc_model_interrupt) ------------------------------------------ */
+
+/* A signal handler may call ffnc_model_interrupt: none of its atomics may be a lock. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2,
+               "ffnc_model_interrupt needs lock-free atomics");
+
+ffnc_status ffnc_model_interrupt(ffnc_model *m) {
+    FFNC_REQUIRE(m, FFNC_ERR_NULL_POINTER);
+    /* Sequentially consistent, as in publish_training_plan: either this load sees the plan
+     * published, or the publisher's exchange sees this request (or both). */
+    atomic_store(&m->interrupt_requested, 1);
+    atomic_fetch_add(&m->interrupters, 1);
+    ffnc_plan *plan = atomic_load(&m->training_plan);
+    if (plan) ffnc_plan_interrupt(plan);
+    atomic_fetch_sub(&m->interrupters, 1);
+    return FFNC_OK;
+}
+
+/* Makes `plan` the target of interrupt requests; one made before (while no training ran)
+ * stops it before its first step. */
+static void publish_training_plan(ffnc_model *m, ffnc_plan *plan) {
+    atomic_store(&m->training_plan, plan);
+    if (atomic_exchange(&m->interrupt_requested, 0)) ffnc_plan_interrupt(plan);
+}
+
+/* After training: no request reaches the plan any more (so it may be destroyed), and the
+ * requests made during this call, which applied to it, are withdrawn. */
+static void withdraw_training_plan(ffnc_model *m) {
+    atomic_store(&m->training_plan, NULL);
+    /* A request in another thread may hold the plan for a few instructions more. (One in a
+     * signal handler on this thread has returned before this line runs.) */
+    while (atomic_load(&m->interrupters) != 0) sched_yield();
+    atomic_store(&m->interrupt_requested, 0);
+}
+
 ffnc_status ffnc_model_train(ffnc_model *m, const ffnc_train_config *c, size_t rows,
                              const void *x, const void *targets, double *epoch_losses) {
     FFNC_REQUIRE(m && c, FFNC_ERR_NULL_POINTER);
@@ -520,6 +560,7 @@ ffnc_status ffnc_model_train(ffnc_model *m, const ffnc_train_config *c, size_t r
     if (state_size) memcpy(st, state, state_size * m->elem_size);
     int64_t step = resume ? m->step : 0;
     ffnc_plan_set_step(plan, step);
+    publish_training_plan(m, plan);
 
     ffnc_status s = FFNC_OK;
     for (size_t e = 0; e < c->epochs && s == FFNC_OK; e++) {
@@ -540,7 +581,8 @@ ffnc_status ffnc_model_train(ffnc_model *m, const ffnc_train_config *c, size_t r
             epoch_losses[e] = total / (double)rows;
         }
     }
-    /* Whatever steps ran are kept, also after an error part-way. */
+    withdraw_training_plan(m);
+    /* Whatever steps ran are kept, also after an error or an interrupt part-way. */
     memcpy(m->params, p, m->n_params * m->elem_size);
     if (state_size) memcpy(state, st, state_size * m->elem_size);
     if (state != m->optimizer_state) {

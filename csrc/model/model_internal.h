@@ -3,6 +3,8 @@
 #ifndef FFNC_MODEL_INTERNAL_H
 #define FFNC_MODEL_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "internal.h"
 
 typedef struct ffnc_model_infer_layout {
@@ -37,6 +39,15 @@ struct ffnc_model {
     ffnc_plan *evaluate_plan;
     ffnc_model_infer_layout predict_layout, evaluate_layout;
     int64_t *zero_labels;         /* FFNC_MODEL_INFER_BATCH zeros, see model.c */
+
+    /* Interrupting training (ffnc_model_interrupt, from a signal handler or another thread).
+     * A request sets `interrupt_requested` and forwards itself to the plan of the running
+     * ffnc_model_train, published in `training_plan`; `interrupters` counts the requests
+     * between reading `training_plan` and being done with that plan, so that train destroys
+     * its plan only once none can still reach it. */
+    atomic_int interrupt_requested;
+    _Atomic(ffnc_plan *) training_plan;
+    atomic_int interrupters;
 };
 
 /* Elements of optimizer state for `optimizer` over n parameters (0, n or 2n). */

@@ -1,6 +1,7 @@
 /* Plans: creation (where every instruction is checked once, so runs need no bounds checks),
  * destruction, and the run loops. The instructions themselves are executed by exec.c. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -505,9 +506,20 @@ static void *copy_array(const void *src, size_t n, size_t size, ffnc_status *sta
     return dst;
 }
 
+/* A zeroed block of `bytes` aligned to 64, from calloc rather than aligned_alloc + memset:
+ * glibc serves a large calloc with fresh zero pages from the OS without writing them, so an
+ * arena becomes resident only as the plan touches it (the gradient and optimizer-state arenas
+ * cost no memory before the first step, the activation rows beyond the batches run none).
+ * *block receives the pointer to free. bytes <= SIZE_MAX - 64 (check_desc). */
+static void *zeroed_aligned(size_t bytes, void **block) {
+    *block = calloc(1, bytes + 63);
+    if (!*block) return NULL;
+    return (void *)(((uintptr_t)*block + 63) & ~(uintptr_t)63);
+}
+
 void ffnc_plan_destroy(ffnc_plan *plan) {
     if (!plan) return;
-    for (int a = 0; a < 4; a++) free(plan->arena[a]);
+    for (int a = 0; a < 4; a++) free(plan->arena_block[a]);
     free(plan->inputs);
     free(plan->instrs);
     free(plan->records);
@@ -536,16 +548,13 @@ ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
     plan->lr_scale = 1;
     atomic_init(&plan->interrupt, 0);
     for (int a = 0; a < 4; a++) {
-        /* At least one cache line, so every arena pointer is valid; rounded to 64 bytes for
-         * aligned_alloc. */
+        /* At least one cache line, so every arena pointer is valid. */
         size_t bytes = desc->arena_size[a] * plan->elem_size;
-        bytes = bytes < 64 ? 64 : (bytes + 63) / 64 * 64;
-        plan->arena[a] = aligned_alloc(64, bytes);
+        plan->arena[a] = zeroed_aligned(bytes < 64 ? 64 : bytes, &plan->arena_block[a]);
         if (!plan->arena[a]) {
             status = FFNC_ERR_OUT_OF_MEMORY;
             break;
         }
-        memset(plan->arena[a], 0, bytes);
         plan->arena_size[a] = desc->arena_size[a];
     }
     plan->n_inputs = desc->n_inputs;
@@ -654,7 +663,7 @@ static ffnc_status check_run(const ffnc_plan *plan, size_t batch, const void *co
     FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
     FFNC_REQUIRE(batch >= 1 && batch <= plan->max_batch, FFNC_ERR_INVALID_ARGUMENT);
     /* A counter at INT64_MAX (set so) cannot count the step, nor Adam number it. */
-    FFNC_REQUIRE(plan->step < INT64_MAX, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(plan->step < INT64_MAX, FFNC_ERR_STEP_LIMIT);
     FFNC_REQUIRE(plan->n_inputs == 0 || inputs, FFNC_ERR_NULL_POINTER);
     for (size_t i = 0; i < plan->n_inputs; i++)
         FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
@@ -731,7 +740,7 @@ static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
     for (size_t i = 0; i < plan->n_inputs; i++) FFNC_REQUIRE(inputs[i], FFNC_ERR_NULL_POINTER);
     const void *bound[FFNC_PLAN_EPOCH_STACK_INPUTS];
     size_t steps = rows / batch + (rows % batch != 0);
-    FFNC_REQUIRE((uint64_t)(INT64_MAX - plan->step) >= steps, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE((uint64_t)(INT64_MAX - plan->step) >= steps, FFNC_ERR_STEP_LIMIT);
     if (lr_scale) FFNC_TRY(check_lr_scale(plan, lr_scale, steps));
     for (size_t s = 0; s < steps; s++) {
         size_t first = s * batch;

@@ -11,6 +11,7 @@ struct ffnc_plan {
     size_t elem_size;
     size_t max_batch;
     void *arena[4];          /* params, grads, state, acts; 64-byte aligned, zeroed */
+    void *arena_block[4];    /* the allocations the arenas lie in (what to free) */
     size_t arena_size[4];    /* in elements */
     size_t n_inputs;
     ffnc_plan_input *inputs;

@@ -715,24 +715,27 @@ static void fuzz_empty_with_absurd_sizes(void) {
 /* ---- threads, ISA, names ------------------------------------------------------------------- */
 
 static void fuzz_settings(void) {
-    const int counts[] = {-1, -1000, INT_MIN, 0, 1, 2, 3};
+    const int counts[] = {-1, -1000, INT_MIN, 0, 1, 2, 3, FFNC_MAX_THREADS,
+                          FFNC_MAX_THREADS + 1, INT_MAX};
     int n = PICK(counts);
+    int refused = n < 0 || n > FFNC_MAX_THREADS;
     int before = ffnc_get_configured_threads();
     ffnc_status s = ffnc_set_num_threads(n);
     calls++;
-    verify(n < 0 ? s == FFNC_ERR_INVALID_ARGUMENT : s == FFNC_OK, "ffnc_set_num_threads",
+    verify(refused ? s == FFNC_ERR_INVALID_ARGUMENT : s == FFNC_OK, "ffnc_set_num_threads",
            "misjudged a thread count", s);
-    verify(ffnc_get_configured_threads() == (n < 0 ? before : n), "ffnc_set_num_threads",
+    verify(ffnc_get_configured_threads() == (refused ? before : n), "ffnc_set_num_threads",
            "did not keep the count it accepted (or kept one it refused)", s);
     verify(ffnc_get_num_threads() >= 1, "ffnc_get_num_threads", "returned less than 1", 0);
     ffnc_set_num_threads(0);
 
     n = PICK(counts);
+    refused = n < 0 || n > FFNC_MAX_THREADS;
     s = ffnc_set_local_num_threads(n);
     calls++;
-    verify(n < 0 ? s == FFNC_ERR_INVALID_ARGUMENT : s == FFNC_OK, "ffnc_set_local_num_threads",
+    verify(refused ? s == FFNC_ERR_INVALID_ARGUMENT : s == FFNC_OK, "ffnc_set_local_num_threads",
            "misjudged a thread count", s);
-    verify(ffnc_get_local_num_threads() == (n < 0 ? 0 : n), "ffnc_set_local_num_threads",
+    verify(ffnc_get_local_num_threads() == (refused ? 0 : n), "ffnc_set_local_num_threads",
            "did not keep the count it accepted", s);
     ffnc_set_local_num_threads(0);
 
@@ -1046,8 +1049,8 @@ static void exercise_plan(ffnc_plan *plan, const ffnc_plan_desc *d) {
         if (inputs) {
             s = ffnc_plan_run(plan, 1, (const void *const *)inputs, NULL);
             calls++;
-            verify(run_status_ok(s) || s == FFNC_ERR_INVALID_ARGUMENT, "ffnc_plan_run",
-                   "failed at the end of the step counter", s);
+            verify(new_step == INT64_MAX ? s == FFNC_ERR_STEP_LIMIT : run_status_ok(s),
+                   "ffnc_plan_run", "misjudged the end of the step counter", s);
             verify(ffnc_plan_get_step(plan) >= 0, "ffnc_plan_run", "wrapped the step counter", s);
             free_inputs(inputs, d->n_inputs);
         }
@@ -1471,6 +1474,13 @@ static void fuzz_model_use(model_case *mc) {
         config = NULL;
         reject(&c, FFNC_ERR_NULL_POINTER);
     }
+    if (chance(8)) {
+        /* a request made before the call stops it before its first step */
+        verify(ffnc_model_interrupt(m) == FFNC_OK, "ffnc_model_interrupt", "refused a model",
+               0);
+        calls++;
+        reject(&c, FFNC_ERR_INTERRUPTED);
+    }
     void *before;
     size_t bytes;
     params_snapshot(m, &before, &bytes);
@@ -1532,11 +1542,13 @@ static void fuzz_model_use(model_case *mc) {
     verify(ffnc_model_layer_params(m, 0, NULL, &b) == FFNC_ERR_NULL_POINTER,
            "ffnc_model_layer_params", "wrote through NULL", 0);
     verify(ffnc_model_init(NULL, 1) == FFNC_ERR_NULL_POINTER, "ffnc_model_init", "took NULL", 0);
+    verify(ffnc_model_interrupt(NULL) == FFNC_ERR_NULL_POINTER, "ffnc_model_interrupt",
+           "took NULL", 0);
     verify(ffnc_train_config_init(NULL, FFNC_OPTIMIZER_SGD) == FFNC_ERR_NULL_POINTER &&
                ffnc_train_config_init(&cfg, (ffnc_optimizer)bad_enum(3)) ==
                    FFNC_ERR_INVALID_ARGUMENT,
            "ffnc_train_config_init", "took NULL or an unknown optimizer", 0);
-    calls += 13;
+    calls += 14;
 }
 
 /* Saving and loading back (bitwise the same parameters), and the save/load argument checks. */
@@ -1960,15 +1972,15 @@ static void regressions(void) {
     if (plan) {
         ffnc_plan_set_step(plan, INT64_MAX - 1);
         verify(ffnc_plan_run_epoch(plan, 2, 1, NULL, NULL, &done, NULL) ==
-                       FFNC_ERR_INVALID_ARGUMENT &&
+                       FFNC_ERR_STEP_LIMIT &&
                    done == 0 && ffnc_plan_get_step(plan) == INT64_MAX - 1,
                "ffnc_plan_run_epoch", "ran steps past the end of the step counter", 0);
         verify(ffnc_plan_run(plan, 1, NULL, NULL) == FFNC_OK &&
                    ffnc_plan_get_step(plan) == INT64_MAX,
                "ffnc_plan_run", "did not run the last step the counter can count", 0);
-        verify(ffnc_plan_run(plan, 1, NULL, NULL) == FFNC_ERR_INVALID_ARGUMENT &&
+        verify(ffnc_plan_run(plan, 1, NULL, NULL) == FFNC_ERR_STEP_LIMIT &&
                    ffnc_plan_run_phase(plan, 1, NULL, FFNC_PLAN_PHASE_UPDATE, NULL) ==
-                       FFNC_ERR_INVALID_ARGUMENT &&
+                       FFNC_ERR_STEP_LIMIT &&
                    ffnc_plan_get_step(plan) == INT64_MAX,
                "ffnc_plan_run", "counted a step past INT64_MAX", 0);
         ffnc_plan_destroy(plan);

@@ -4,70 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "plan_fixture.h"
 
 #define B 3 /* max batch */
 #define K 4 /* inputs */
 #define N 2 /* outputs */
 
-static ffnc_plan_ref ref(int arena, size_t offset) { return (ffnc_plan_ref){arena, 0, offset}; }
-static ffnc_plan_ref input(uint32_t slot) { return (ffnc_plan_ref){FFNC_PLAN_INPUT, slot, 0}; }
-static ffnc_plan_size fixed(size_t n) { return (ffnc_plan_size){n, 0}; }
-static ffnc_plan_size rows(void) { return (ffnc_plan_size){0, 1}; }
+enum { B_OFF = K * N, PARAMS = FIXTURE_PARAMS(K, N), LOSS = FIXTURE_LOSS(B, N),
+       ACTS = FIXTURE_ACTS(B, N) };
 
-/* params: W (K x N) at 0, b (N) at K*N. acts: y_hat (B x N) at 0, loss at 8, diff at 16. */
-enum { W_OFF = 0, B_OFF = K * N, PARAMS = K * N + N, YHAT = 0, LOSS = 8, DIFF = 16, ACTS = 24 };
-
-static void build(ffnc_plan_instr *ins, double lr) {
-    memset(ins, 0, 5 * sizeof *ins);
-    ins[0].opcode = FFNC_OP_DENSE_FORWARD;
-    ins[0].m = rows(), ins[0].n = fixed(N), ins[0].k = fixed(K);
-    ins[0].subop = FFNC_ACT_IDENTITY;
-    ins[0].refs[0] = input(0);
-    ins[0].refs[1] = ref(FFNC_PLAN_PARAMS, W_OFF);
-    ins[0].refs[2] = ref(FFNC_PLAN_PARAMS, B_OFF);
-    ins[0].refs[4] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].opcode = FFNC_OP_MSE_FORWARD;
-    ins[1].n = (ffnc_plan_size){0, N};
-    ins[1].alpha = 1, ins[1].flags = FFNC_PLAN_MEAN;
-    ins[1].refs[0] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].refs[1] = input(1);
-    ins[1].refs[2] = ref(FFNC_PLAN_ACTS, LOSS);
-    ins[2] = ins[1];
-    ins[2].opcode = FFNC_OP_MSE_BACKWARD;
-    ins[2].refs[2] = (ffnc_plan_ref){0};
-    ins[2].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].opcode = FFNC_OP_DENSE_BACKWARD;
-    ins[3].m = rows(), ins[3].n = fixed(N), ins[3].k = fixed(K);
-    ins[3].subop = FFNC_ACT_IDENTITY;
-    ins[3].refs[0] = input(0);
-    ins[3].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].refs[6] = ref(FFNC_PLAN_GRADS, W_OFF);
-    ins[3].refs[7] = ref(FFNC_PLAN_GRADS, B_OFF);
-    ins[4].opcode = FFNC_OP_SGD;
-    ins[4].n = fixed(PARAMS);
-    ins[4].hyper[0] = lr;
-    ins[4].refs[0] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[4].refs[1] = ref(FFNC_PLAN_GRADS, 0);
-}
-
-static ffnc_plan_input slots[2] = {{FFNC_PLAN_INPUT_FLOAT, {0, K}},
-                                   {FFNC_PLAN_INPUT_FLOAT, {0, N}}};
-
-static ffnc_plan_desc describe(ffnc_plan_instr *ins, size_t n_instrs, ffnc_plan_ref *record) {
-    ffnc_plan_desc d = {FFNC_F64, B, {PARAMS, PARAMS, 0, ACTS}, 2, slots, n_instrs, ins, 1,
-                        record};
-    return d;
-}
+/* The step: identity activation, SGD at learning rate 0.1 (instruction 4), loss recorded. */
+static const fixture_spec spec = {FFNC_F64, B, K, N, FFNC_ACT_IDENTITY, 0, FIXTURE_SGD, 0.1, 0,
+                                  1};
 
 static void test_step_matches_reference(void) {
-    ffnc_plan_instr ins[5];
-    build(ins, 0.1);
-    ffnc_plan_ref record = ref(FFNC_PLAN_ACTS, LOSS);
-    ffnc_plan_desc d = describe(ins, 5, &record);
+    fixture f;
+    fixture_build(&f, &spec);
     ffnc_plan *plan = NULL;
     FOR_EACH_ISA(isa) {
-        CHECK_OK(ffnc_plan_create(&d, &plan, NULL));
+        CHECK_OK(ffnc_plan_create(&f.desc, &plan, NULL));
         if (!plan) return;
         double *params, ref_p[PARAMS];
         size_t n;
@@ -119,14 +74,12 @@ static void test_step_matches_reference(void) {
 /* Builds the valid plan, applies `mutate` to instruction `which`, expects rejection there. */
 static void expect_rejected(int which, void (*mutate)(ffnc_plan_instr *), const char *what,
                             ffnc_status expected) {
-    ffnc_plan_instr ins[5];
-    build(ins, 0.1);
-    mutate(&ins[which]);
-    ffnc_plan_ref record = ref(FFNC_PLAN_ACTS, LOSS);
-    ffnc_plan_desc d = describe(ins, 5, &record);
-    ffnc_plan *plan = (ffnc_plan *)&d; /* must be reset to NULL on failure */
+    fixture f;
+    fixture_build(&f, &spec);
+    mutate(&f.instrs[which]);
+    ffnc_plan *plan = (ffnc_plan *)&f; /* must be reset to NULL on failure */
     size_t bad = 99;
-    ffnc_status s = ffnc_plan_create(&d, &plan, &bad);
+    ffnc_status s = ffnc_plan_create(&f.desc, &plan, &bad);
     check_total++;
     if (s != expected || bad != (size_t)which || plan != NULL) {
         check_failed++;
@@ -166,19 +119,63 @@ static void test_malformed_plans_rejected(void) {
     expect_rejected(3, bad_flags, "unknown flag", FFNC_ERR_INVALID_ARGUMENT);
     ffnc_plan *plan = NULL;
     CHECK_STATUS(ffnc_plan_create(NULL, &plan, NULL), FFNC_ERR_NULL_POINTER);
-    ffnc_plan_instr ins[5];
-    build(ins, 0.1);
-    ffnc_plan_ref record = ref(FFNC_PLAN_ACTS, ACTS);
-    ffnc_plan_desc d = describe(ins, 5, &record);
-    CHECK_STATUS(ffnc_plan_create(&d, &plan, NULL), FFNC_ERR_INVALID_ARGUMENT);
-    record = ref(FFNC_PLAN_ACTS, LOSS);
-    d.max_batch = 0;
-    CHECK_STATUS(ffnc_plan_create(&d, &plan, NULL), FFNC_ERR_INVALID_ARGUMENT);
+    fixture f;
+    fixture_build(&f, &spec);
+    CHECK(f.desc.n_instrs == 5 && f.desc.n_records == 1);
+    f.record = ref(FFNC_PLAN_ACTS, ACTS); /* a record past the activation arena */
+    CHECK_STATUS(ffnc_plan_create(&f.desc, &plan, NULL), FFNC_ERR_INVALID_ARGUMENT);
+    f.record = ref(FFNC_PLAN_ACTS, LOSS);
+    f.desc.max_batch = 0;
+    CHECK_STATUS(ffnc_plan_create(&f.desc, &plan, NULL), FFNC_ERR_INVALID_ARGUMENT);
     ffnc_plan_destroy(NULL);
+}
+
+/* A step counter at its end (INT64_MAX, set so or reached) refuses every run that would count
+ * past it with its own status, before any instruction runs: the plan stays as it was. */
+static void test_step_counter_limit(void) {
+    ffnc_plan *plan = fixture_create(&spec, 3);
+    if (!plan) return;
+    double x[B * K], t[B * N], *params, before[PARAMS];
+    unsigned long long seed = 4;
+    fixture_fill(FFNC_F64, x, B * K, &seed, -1, 1);
+    fixture_fill(FFNC_F64, t, B * N, &seed, -1, 1);
+    const void *inputs[2] = {x, t};
+    size_t n, failed = 99, done = 99;
+    double records[2] = {-1, -1};
+    CHECK_OK(ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, (void **)&params, &n));
+
+    CHECK_OK(ffnc_plan_set_step(plan, INT64_MAX - 1));
+    memcpy(before, params, sizeof before);
+    /* two steps do not fit, one does */
+    CHECK_STATUS(ffnc_plan_run_epoch(plan, 2, 1, inputs, records, &done, &failed),
+                 FFNC_ERR_STEP_LIMIT);
+    CHECK(done == 0 && failed == 99 && records[0] == -1);
+    CHECK(memcmp(before, params, sizeof before) == 0);
+    CHECK_OK(ffnc_plan_run_epoch(plan, 1, 1, inputs, records, &done, NULL));
+    CHECK(done == 1 && ffnc_plan_get_step(plan) == INT64_MAX);
+
+    memcpy(before, params, sizeof before);
+    CHECK_STATUS(ffnc_plan_run(plan, 1, inputs, &failed), FFNC_ERR_STEP_LIMIT);
+    CHECK_STATUS(ffnc_plan_run_phase(plan, 1, inputs, FFNC_PLAN_PHASE_GRADIENTS, &failed),
+                 FFNC_ERR_STEP_LIMIT);
+    CHECK_STATUS(ffnc_plan_run_phase(plan, 1, inputs, FFNC_PLAN_PHASE_UPDATE, &failed),
+                 FFNC_ERR_STEP_LIMIT);
+    CHECK_STATUS(ffnc_plan_run_epoch(plan, 1, 1, inputs, records, &done, &failed),
+                 FFNC_ERR_STEP_LIMIT);
+    CHECK(failed == 99 && done == 0 && ffnc_plan_get_step(plan) == INT64_MAX);
+    CHECK(memcmp(before, params, sizeof before) == 0);
+    /* the message names the limit */
+    CHECK(strstr(ffnc_status_string(FFNC_ERR_STEP_LIMIT), "2**63 - 1") != NULL);
+    /* a smaller step runs again */
+    CHECK_OK(ffnc_plan_set_step(plan, 0));
+    CHECK_OK(ffnc_plan_run(plan, 1, inputs, NULL));
+    CHECK(ffnc_plan_get_step(plan) == 1);
+    ffnc_plan_destroy(plan);
 }
 
 int main(void) {
     test_step_matches_reference();
     test_malformed_plans_rejected();
+    test_step_counter_limit();
     return check_report("plan");
 }

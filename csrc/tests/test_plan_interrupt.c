@@ -10,74 +10,18 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "check.h"
+#include "plan_fixture.h"
 
 #define K 3    /* inputs */
 #define N 2    /* outputs */
 #define B 4    /* max batch */
 #define ROWS 6 /* rows of the short epochs: steps of 4 and 2 rows at batch 4 */
 
-static ffnc_plan_ref ref(int arena, size_t offset) { return (ffnc_plan_ref){arena, 0, offset}; }
-static ffnc_plan_ref input(uint32_t slot) { return (ffnc_plan_ref){FFNC_PLAN_INPUT, slot, 0}; }
-static ffnc_plan_size fixed(size_t n) { return (ffnc_plan_size){n, 0}; }
-static ffnc_plan_size rows(void) { return (ffnc_plan_size){0, 1}; }
-
-/* params: W (K x N), b (N). acts: y_hat (B x N), loss, diff (B x N), diff_pre (B x N). */
-enum { PARAMS = K * N + N, YHAT = 0, LOSS = B * N, DIFF = B * N + 1, DIFF_PRE = 2 * B * N + 1,
-       ACTS = 3 * B * N + 1 };
-
-/* Linear least squares trained by momentum: dense forward, MSE forward and backward, dense
- * backward, update; the loss is recorded after each step. */
+/* Least squares through tanh, trained by momentum; the loss is recorded after each step. */
 static ffnc_plan *create(void) {
-    ffnc_plan_instr ins[5];
-    memset(ins, 0, sizeof ins);
-    ins[0].opcode = FFNC_OP_DENSE_FORWARD;
-    ins[0].m = rows(), ins[0].n = fixed(N), ins[0].k = fixed(K);
-    ins[0].subop = FFNC_ACT_TANH;
-    ins[0].refs[0] = input(0);
-    ins[0].refs[1] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[0].refs[2] = ref(FFNC_PLAN_PARAMS, K * N);
-    ins[0].refs[4] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].opcode = FFNC_OP_MSE_FORWARD;
-    ins[1].n = (ffnc_plan_size){0, N};
-    ins[1].alpha = 1, ins[1].flags = FFNC_PLAN_MEAN;
-    ins[1].refs[0] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].refs[1] = input(1);
-    ins[1].refs[2] = ref(FFNC_PLAN_ACTS, LOSS);
-    ins[2] = ins[1];
-    ins[2].opcode = FFNC_OP_MSE_BACKWARD;
-    ins[2].refs[2] = (ffnc_plan_ref){0};
-    ins[2].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].opcode = FFNC_OP_DENSE_BACKWARD;
-    ins[3].m = rows(), ins[3].n = fixed(N), ins[3].k = fixed(K);
-    ins[3].subop = FFNC_ACT_TANH;
-    ins[3].refs[0] = input(0);
-    ins[3].refs[1] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[3].refs[2] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[3].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].refs[4] = ref(FFNC_PLAN_ACTS, DIFF_PRE);
-    ins[3].refs[6] = ref(FFNC_PLAN_GRADS, 0);
-    ins[3].refs[7] = ref(FFNC_PLAN_GRADS, K * N);
-    ins[4].opcode = FFNC_OP_MOMENTUM;
-    ins[4].n = fixed(PARAMS);
-    ins[4].hyper[0] = 0.01, ins[4].hyper[1] = 0.9;
-    ins[4].refs[0] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[4].refs[1] = ref(FFNC_PLAN_GRADS, 0);
-    ins[4].refs[2] = ref(FFNC_PLAN_STATE, 0);
-    static const ffnc_plan_input slots[2] = {{FFNC_PLAN_INPUT_FLOAT, {0, K}},
-                                             {FFNC_PLAN_INPUT_FLOAT, {0, N}}};
-    static const ffnc_plan_ref records[1] = {{FFNC_PLAN_ACTS, 0, LOSS}};
-    ffnc_plan_desc d = {FFNC_F64, B, {PARAMS, PARAMS, PARAMS, ACTS}, 2, slots, 5, ins,
-                        1, records};
-    ffnc_plan *plan = NULL;
-    CHECK_OK(ffnc_plan_create(&d, &plan, NULL));
-    if (!plan) return NULL;
-    double *params;
-    size_t count;
-    CHECK_OK(ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, (void **)&params, &count));
-    unsigned long long seed = 11;
-    for (size_t i = 0; i < count; i++) params[i] = check_uniform(&seed, -1, 1);
-    return plan;
+    static const fixture_spec spec = {FFNC_F64, B, K, N, FFNC_ACT_TANH, 0, FIXTURE_MOMENTUM,
+                                      0.01, 0.9, 1};
+    return fixture_create(&spec, 11);
 }
 
 /* x (n x K) and targets (n x N), allocated; NULL on failure. */
@@ -85,7 +29,7 @@ static double *make_data(size_t n, double **targets) {
     double *x = malloc(n * (K + N) * sizeof *x);
     if (!x) return NULL;
     unsigned long long seed = 5;
-    for (size_t i = 0; i < n * (K + N); i++) x[i] = check_uniform(&seed, -2, 2);
+    fixture_fill(FFNC_F64, x, n * (K + N), &seed, -2, 2);
     *targets = x + n * K;
     return x;
 }
@@ -93,13 +37,8 @@ static double *make_data(size_t n, double **targets) {
 /* Every arena and the step counter bit for bit. */
 static int same_plan(ffnc_plan *a, ffnc_plan *b) {
     if (ffnc_plan_get_step(a) != ffnc_plan_get_step(b)) return 0;
-    for (ffnc_plan_arena arena = FFNC_PLAN_PARAMS; arena <= FFNC_PLAN_STATE; arena++) {
-        void *da, *db;
-        size_t na, nb;
-        if (ffnc_plan_arena_data(a, arena, &da, &na) != FFNC_OK) return 0;
-        if (ffnc_plan_arena_data(b, arena, &db, &nb) != FFNC_OK) return 0;
-        if (na != nb || memcmp(da, db, na * sizeof(double)) != 0) return 0;
-    }
+    for (ffnc_plan_arena arena = FFNC_PLAN_PARAMS; arena <= FFNC_PLAN_STATE; arena++)
+        if (!fixture_same_arena(a, b, arena, sizeof(double))) return 0;
     return 1;
 }
 

@@ -6,12 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "plan_fixture.h"
 
-static ffnc_plan_ref acts(size_t offset) { return (ffnc_plan_ref){FFNC_PLAN_ACTS, 0, offset}; }
-static ffnc_plan_ref input(uint32_t slot) { return (ffnc_plan_ref){FFNC_PLAN_INPUT, slot, 0}; }
-static ffnc_plan_size fixed(size_t n) { return (ffnc_plan_size){n, 0}; }
-static ffnc_plan_size rows(void) { return (ffnc_plan_size){0, 1}; }
+static ffnc_plan_ref acts(size_t offset) { return ref(FFNC_PLAN_ACTS, offset); }
 
 /* A plan of one instruction over an activation arena of `n_acts` elements, with input slots. */
 static ffnc_status one_instr(ffnc_dtype dt, size_t max_batch, size_t n_acts, ffnc_plan_instr in,

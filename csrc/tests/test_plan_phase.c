@@ -2,109 +2,30 @@
  * averages the gradient arena between the two). The split runs must equal ffnc_plan_run bit
  * for bit, the update must read the gradients as the caller left them, and only the update
  * counts the step. */
-#include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "plan_fixture.h"
 
 #define B 5 /* max batch */
 #define K 3 /* inputs */
 #define N 2 /* outputs */
 
-static ffnc_plan_ref ref(int arena, size_t offset) { return (ffnc_plan_ref){arena, 0, offset}; }
-static ffnc_plan_ref input(uint32_t slot) { return (ffnc_plan_ref){FFNC_PLAN_INPUT, slot, 0}; }
-static ffnc_plan_size fixed(size_t n) { return (ffnc_plan_size){n, 0}; }
-static ffnc_plan_size rows(void) { return (ffnc_plan_size){0, 1}; }
+enum { PARAMS = FIXTURE_PARAMS(K, N), NORM = FIXTURE_NORM(B, N) };
 
-/* params: W (K x N) at 0, b (N) after it. acts: y_hat (B x N) at 0, loss, diff, norm. */
-enum { PARAMS = K * N + N, YHAT = 0, LOSS = B * N, DIFF = B * N + 1, NORM = 2 * B * N + 1,
-       ACTS = 2 * B * N + 2 };
-
-/* A linear least-squares step: dense forward, MSE forward and backward, dense backward;
- * then, when `update` is set, clipping by global norm and a momentum update. Returns the
- * number of instructions. */
-static size_t build(ffnc_plan_instr *ins, int update) {
-    memset(ins, 0, 6 * sizeof *ins);
-    ins[0].opcode = FFNC_OP_DENSE_FORWARD;
-    ins[0].m = rows(), ins[0].n = fixed(N), ins[0].k = fixed(K);
-    ins[0].subop = FFNC_ACT_IDENTITY;
-    ins[0].refs[0] = input(0);
-    ins[0].refs[1] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[0].refs[2] = ref(FFNC_PLAN_PARAMS, K * N);
-    ins[0].refs[4] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].opcode = FFNC_OP_MSE_FORWARD;
-    ins[1].n = (ffnc_plan_size){0, N};
-    ins[1].alpha = 1, ins[1].flags = FFNC_PLAN_MEAN;
-    ins[1].refs[0] = ref(FFNC_PLAN_ACTS, YHAT);
-    ins[1].refs[1] = input(1);
-    ins[1].refs[2] = ref(FFNC_PLAN_ACTS, LOSS);
-    ins[2] = ins[1];
-    ins[2].opcode = FFNC_OP_MSE_BACKWARD;
-    ins[2].refs[2] = (ffnc_plan_ref){0};
-    ins[2].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].opcode = FFNC_OP_DENSE_BACKWARD;
-    ins[3].m = rows(), ins[3].n = fixed(N), ins[3].k = fixed(K);
-    ins[3].subop = FFNC_ACT_IDENTITY;
-    ins[3].refs[0] = input(0);
-    ins[3].refs[3] = ref(FFNC_PLAN_ACTS, DIFF);
-    ins[3].refs[6] = ref(FFNC_PLAN_GRADS, 0);
-    ins[3].refs[7] = ref(FFNC_PLAN_GRADS, K * N);
-    if (!update) return 4;
-    ins[4].opcode = FFNC_OP_CLIP_GRAD_NORM;
-    ins[4].n = fixed(PARAMS);
-    ins[4].hyper[0] = 0.5; /* small enough to clip these gradients */
-    ins[4].refs[0] = ref(FFNC_PLAN_GRADS, 0);
-    ins[4].refs[1] = ref(FFNC_PLAN_ACTS, NORM);
-    ins[5].opcode = FFNC_OP_MOMENTUM;
-    ins[5].n = fixed(PARAMS);
-    ins[5].hyper[0] = 0.1, ins[5].hyper[1] = 0.9;
-    ins[5].refs[0] = ref(FFNC_PLAN_PARAMS, 0);
-    ins[5].refs[1] = ref(FFNC_PLAN_GRADS, 0);
-    ins[5].refs[2] = ref(FFNC_PLAN_STATE, 0);
-    return 6;
-}
-
-static ffnc_plan_input slots[2] = {{FFNC_PLAN_INPUT_FLOAT, {0, K}},
-                                   {FFNC_PLAN_INPUT_FLOAT, {0, N}}};
-
+/* A linear least-squares step: dense forward, MSE forward and backward, dense backward; then,
+ * when `update` is set, clipping by global norm at 0.5 (small enough to clip these gradients)
+ * and a momentum update. */
 static ffnc_plan *create(int update, ffnc_dtype dtype) {
-    ffnc_plan_instr ins[6];
-    size_t n = build(ins, update);
-    ffnc_plan_desc d = {dtype, B, {PARAMS, PARAMS, update ? PARAMS : 0, ACTS}, 2, slots, n, ins,
-                        0, NULL};
-    ffnc_plan *plan = NULL;
-    CHECK_OK(ffnc_plan_create(&d, &plan, NULL));
-    if (!plan) return NULL;
-    void *params;
-    size_t count;
-    CHECK_OK(ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, &params, &count));
-    unsigned long long seed = 11;
-    for (size_t i = 0; i < count; i++) {
-        double v = check_uniform(&seed, -1, 1);
-        if (dtype == FFNC_F32) ((float *)params)[i] = (float)v;
-        else ((double *)params)[i] = v;
-    }
-    return plan;
-}
-
-static int same_arena(ffnc_plan *a, ffnc_plan *b, ffnc_plan_arena arena, size_t elem) {
-    void *da, *db;
-    size_t na, nb;
-    if (ffnc_plan_arena_data(a, arena, &da, &na) != FFNC_OK) return 0;
-    if (ffnc_plan_arena_data(b, arena, &db, &nb) != FFNC_OK) return 0;
-    return na == nb && memcmp(da, db, na * elem) == 0;
+    fixture_spec spec = {dtype, B, K, N, FFNC_ACT_IDENTITY, update ? 0.5 : 0,
+                         update ? FIXTURE_MOMENTUM : FIXTURE_NO_UPDATE, 0.1, 0.9, 0};
+    return fixture_create(&spec, 11);
 }
 
 /* x (B x K) and targets (B x N) in the dtype. */
 static void data(ffnc_dtype dtype, void *x, void *t) {
     unsigned long long seed = 5;
-    for (int i = 0; i < B * K + B * N; i++) {
-        double v = check_uniform(&seed, -2, 2);
-        void *dst = i < B * K ? x : t;
-        size_t at = i < B * K ? (size_t)i : (size_t)(i - B * K);
-        if (dtype == FFNC_F32) ((float *)dst)[at] = (float)v;
-        else ((double *)dst)[at] = v;
-    }
+    fixture_fill(dtype, x, B * K, &seed, -2, 2);
+    fixture_fill(dtype, t, B * N, &seed, -2, 2);
 }
 
 static void test_phases_equal_run(void) {
@@ -127,7 +48,7 @@ static void test_phases_equal_run(void) {
                                              NULL));
                 /* the gradients phase computes the gradients unclipped and updates nothing */
                 CHECK(ffnc_plan_get_step(split) == (int64_t)batch - 1);
-                CHECK(same_arena(split, grads_only, FFNC_PLAN_GRADS, elem));
+                CHECK(fixture_same_arena(split, grads_only, FFNC_PLAN_GRADS, elem));
                 CHECK_OK(ffnc_plan_run_phase(split, batch, inputs, FFNC_PLAN_PHASE_UPDATE, NULL));
                 CHECK(ffnc_plan_get_step(split) == (int64_t)batch);
                 /* keep grads_only's parameters in step with the others' */
@@ -138,7 +59,7 @@ static void test_phases_equal_run(void) {
                 memcpy(dst, src, count * elem);
             }
             for (ffnc_plan_arena a = FFNC_PLAN_PARAMS; a <= FFNC_PLAN_ACTS; a++)
-                CHECK(same_arena(whole, split, a, elem));
+                CHECK(fixture_same_arena(whole, split, a, elem));
             CHECK(ffnc_plan_get_step(whole) == ffnc_plan_get_step(split));
             ffnc_plan_destroy(whole);
             ffnc_plan_destroy(split);

@@ -1,6 +1,7 @@
 /* The thread count: it follows the calling thread's OpenMP default until set, and the per-thread
  * cap (threadpoolctl's handle) bounds both the default and an explicit count, in the calling
  * thread only. */
+#include <limits.h>
 #include <omp.h>
 #include <pthread.h>
 
@@ -112,6 +113,39 @@ static void test_bad_values(void) {
     CHECK(ffnc_get_thread_limit() == 0);
 }
 
+/* Counts above FFNC_MAX_THREADS are refused (libgomp aborts when it cannot create a region's
+ * threads, and INT_MAX was accepted), leaving the count as it was; the maximum itself is a
+ * count like any other, and an OpenMP default above it is capped. */
+static void test_counts_above_the_maximum(void) {
+    const int too_many[] = {FFNC_MAX_THREADS + 1, 1 << 20, INT_MAX};
+    CHECK_OK(ffnc_set_num_threads(2));
+    CHECK_OK(ffnc_set_local_num_threads(3));
+    for (size_t i = 0; i < sizeof too_many / sizeof *too_many; i++) {
+        CHECK_STATUS(ffnc_set_num_threads(too_many[i]), FFNC_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(ffnc_set_local_num_threads(too_many[i]), FFNC_ERR_INVALID_ARGUMENT);
+    }
+    CHECK(ffnc_get_configured_threads() == 2);
+    CHECK(ffnc_get_local_num_threads() == 3);
+    CHECK(ffnc_get_num_threads() == 3);
+
+    CHECK_OK(ffnc_set_local_num_threads(FFNC_MAX_THREADS));
+    CHECK(ffnc_get_num_threads() == FFNC_MAX_THREADS);
+    CHECK_OK(ffnc_set_local_num_threads(0));
+    CHECK_OK(ffnc_set_num_threads(FFNC_MAX_THREADS));
+    CHECK(ffnc_get_num_threads() == FFNC_MAX_THREADS);
+    CHECK(count_in_another_thread() == FFNC_MAX_THREADS);
+    CHECK_OK(ffnc_set_num_threads(0));
+
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(FFNC_MAX_THREADS + 7); /* sets OpenMP's default; creates no thread */
+    CHECK(ffnc_get_num_threads() == FFNC_MAX_THREADS);
+    CHECK_OK(ffnc_set_thread_limit(2)); /* the cap still bounds the capped default */
+    CHECK(ffnc_get_num_threads() == 2);
+    CHECK_OK(ffnc_set_thread_limit(0));
+    omp_set_num_threads(saved);
+    CHECK(ffnc_get_num_threads() == saved);
+}
+
 int main(void) {
     /* first, while no count has been set */
     test_default_follows_openmp();
@@ -120,5 +154,6 @@ int main(void) {
     test_zero_follows_openmp_again();
     test_local_count_applies_to_its_thread_only();
     test_bad_values();
+    test_counts_above_the_maximum();
     return check_report("threads");
 }

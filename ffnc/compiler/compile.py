@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,6 +116,29 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     optimizer: an ffnc.optim optimizer (SGD, Momentum, Adam, AdamW, RMSprop); its update of
         every parameter, one instruction over the whole arena (after gradient clipping when
         its clip_norm is set), ends each run.
+
+    Parameter values: the plan starts from each parameter's current ``value``; then the plan's
+    memory becomes the parameter's storage, so that no value is held twice and the graph sees
+    what the plan does to it:
+
+    - A parameter that holds its own copy (as ``ffnc.graph.parameter`` made it) hands it over
+      to the first plan it is compiled into, trained or not: its ``value`` becomes a read-only
+      view of the plan's slot for it (the memory of ``plan.params[p]`` for a trained one) and
+      the copy is freed. Evaluating the graph after training (``ffnc.graph.evaluate``, another
+      compile) uses the trained values; writing ``plan.params[p]`` changes ``p.value``.
+    - A parameter held by an earlier plan moves to this one only if this plan trains it (it
+      is in ``params`` and there is an optimizer): a parameter's value is that of the plan
+      that last compiled an update of it. A plan that only evaluates or differentiates it
+      starts from a copy of its value at compile time. So two plans compiled from one graph
+      before either runs both start from the initial values, while a plan compiled after
+      another has trained starts from the trained values.
+    - A parameter whose ``value`` is writable has its storage elsewhere (an ``ffnc.nn`` model
+      keeps its parameters in ``model.flat`` and binds that to a plan with ``model.bind``,
+      as ffnc.train.fit does): the plan copies the value and never rebinds it.
+    - When the plan is garbage-collected, the parameters it still holds take back a private
+      copy of their last values, so the graph does not keep the plan's memory alive.
+    A value fed to ``ffnc.graph.evaluate`` for a parameter overrides it in that evaluation
+    only.
     """
     outs, single = node_list(outputs, "outputs")
     if not outs:
@@ -157,7 +181,9 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     update_instrs, optimizer_state, grad_norm = (
         _optimizer_instrs(optimizer, total, dtype) if optimizer is not None else ([], {}, None))
     state_top = len(optimizer_state) * total + (grad_norm is not None)
-    leaf_data: list[tuple[Value, np.ndarray]] = [(param_slots[p], p.value) for p in params]
+    # Parameters and their slots: the trained ones here, the frozen ones as the graph meets them.
+    # Their values are copied in once the plan exists (see the end).
+    param_leaves: list[tuple[Node, Value]] = [(p, param_slots[p]) for p in params]
     graph_nodes = topo_order(roots)
     if inputs is None:
         inputs = sorted((n for n in graph_nodes if n.op == "placeholder"), key=lambda n: n.id)
@@ -180,7 +206,7 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
             v = Value(n.label, shape_size(n.shape), "state", state_top)
             state_top += v.size[0]
             values[n.id] = v
-            leaf_data.append((v, n.value))
+            param_leaves.append((n, v))
 
     # Gradients are computed in place in the gradient arena where they can be.
     copies: list[tuple[Node, Value]] = []
@@ -198,7 +224,6 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     for v, _ in lowering.leaf_data:
         v.offset = state_top
         state_top += v.size[0]
-    leaf_data += lowering.leaf_data
     program.instrs.extend(update_instrs)
 
     out_values = []
@@ -217,16 +242,44 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
         [(x.label, x.dtype, x.shape) for x in inputs],
         [ins.as_tuple() for ins in program.instrs],
         [(_core.PLAN_ARENAS[v.arena], v.offset) for _, v in records])
-    for arena_name in ("params", "state"):
-        arena = handle.arena(arena_name)
-        for v, data in leaf_data:
-            if v.arena == arena_name:
-                n = size_at(v.size, 1)
-                arena[v.offset:v.offset + n] = np.asarray(data).reshape(-1)
     plan = Plan(handle, outputs=out_values, single=single, inputs=inputs, params=param_slots,
                 instrs=program.instrs, memory=memory, records=[o for o, _ in records],
                 optimizer=optimizer, optimizer_state=optimizer_state, grad_norm=grad_norm)
+    arenas = {name: handle.arena(name) for name in ("params", "state")}
+    for v, data in lowering.leaf_data:
+        arenas[v.arena][v.offset:v.offset + size_at(v.size, 1)] = np.asarray(data).reshape(-1)
+    trained = set(params) if optimizer is not None else set()
+    bound: list[tuple[Node, np.ndarray]] = []
+    for node, v in param_leaves:
+        slot = arenas[v.arena][v.offset:v.offset + size_at(v.size, 1)].reshape(node.shape)
+        np.copyto(slot, node.value)
+        if _hands_over(node.value, node in trained):
+            view = slot.view()
+            view.flags.writeable = False
+            node.value = view  # the node's own copy, if nothing else holds it, is freed here
+            bound.append((node, view))
+    if bound:
+        weakref.finalize(plan, _release, bound).atexit = False
     return plan
+
+
+def _hands_over(value: np.ndarray, trained: bool) -> bool:
+    """Whether a parameter whose value is `value` takes the plan's slot as its storage (see
+    compile): its own private copy, always; a read-only view (an earlier plan's slot), when
+    this plan trains it; a writable array is someone else's storage, never."""
+    if value.flags.writeable:
+        return False
+    return value.flags.owndata or trained
+
+
+def _release(bound: list[tuple[Node, np.ndarray]]) -> None:
+    """At a plan's collection: the parameters still bound to it take a private copy of their
+    values, so the plan's arenas can be freed."""
+    for node, view in bound:
+        if node.value is view:
+            own = view.copy()
+            own.flags.writeable = False
+            node.value = own
 
 
 

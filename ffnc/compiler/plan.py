@@ -20,8 +20,9 @@ class Plan:
 
     ``params`` and ``grads`` map each trained parameter node to a zero-copy view of its slice
     of the parameter or gradient arena (writing a view changes the plan's parameter); the
-    views keep the plan's memory alive. ``memory`` reports the activation arena against the
-    naive one-buffer-per-value size, in elements.
+    views keep the plan's memory alive. A parameter the plan holds (see compile) reads the
+    same memory: its node's ``value`` is a read-only view of that slice. ``memory`` reports
+    the activation arena against the naive one-buffer-per-value size, in elements.
 
     A training plan also has its ``optimizer`` (an ffnc.optim optimizer, or None), a settable
     learning rate ``lr``, the ``step`` counter, ``optimizer_state()`` (zero-copy views of the

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ffnc._validate import flag, int64_count
 from ffnc.graph.ops.registry import REGISTRY
 
 Dim = int | None
@@ -210,21 +211,14 @@ def finite_float(value: Any) -> float | None:
 
 
 def as_flag(value: Any, op: str, what: str) -> bool:
-    """A bool argument (numpy's too), never another object's truth value."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {what} must be a bool, got {type(value).__name__}")
-    return bool(value)
+    """Op `op`'s bool argument `what` (see ffnc._validate.flag)."""
+    return flag(f"{op}: {what}", value)
 
 
 def as_count(value: Any, op: str, what: str, low: int) -> int:
-    """An int argument >= low (numpy integers too; not a bool, not a float to truncate)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {what} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{op}: {what} must be >= {low}, got {value}")
-    if value >= 2**63:  # sizes are int64 in numpy and C
-        raise ValueError(f"{op}: {what} must be < 2**63, got {value}")
-    return int(value)
+    """Op `op`'s int argument `what`, >= low; sizes are int64 in numpy and C (see
+    ffnc._validate.int64_count)."""
+    return int64_count(f"{op}: {what}", value, low)
 
 
 def as_shape(shape: Any, op: str) -> tuple:
@@ -254,8 +248,15 @@ def placeholder(shape: Sequence[Dim], dtype: Any = np.float32, name: str | None 
 
 
 def parameter(value: Any, name: str | None = None) -> Node:
-    """A trainable value: its current value is stored in the node (a private copy) and can be
-    overridden in the feed of an evaluation. The dtype is the array's: float32 or float64."""
+    """A trainable value. The node's ``value`` starts as a private read-only copy of `value`
+    and can be overridden in the feed of an evaluation. The dtype is the array's: float32 or
+    float64.
+
+    Compiling the parameter into a plan (ffnc.compiler.compile) hands the copy over: ``value``
+    becomes a read-only view of the plan's storage for it, so the graph evaluates with the
+    values the plan trains, and the copy is freed (compile's docstring has the rules for
+    several plans). The values are never written through ``value``: change them in the plan
+    (``plan.params[node]``), or build a new parameter."""
     _check_name("parameter", name)
     arr = np.array(value, copy=True)
     if arr.dtype not in FLOAT_DTYPES:
