@@ -5,7 +5,8 @@
 Each library is loaded with ctypes (its own copy of the symbols) and the candidates are called
 in rotation, so a change of machine load hits all of them alike. With --threads 1 the time is
 the calling thread's CPU time (the GEMM runs in it), which a busy machine inflates far less than
-wall time; with more threads it is wall time. The best of --reps calls is kept (the least
+wall time; with more threads it is wall time, each call after a pause in which
+the other library's idle threads stop spinning. The best of --reps calls is kept (the least
 disturbed), and the table prints GFLOP/s and each candidate's ratio to the first. This is a
 development tool for deciding between kernel variants; bench/gemm.py is the benchmark.
 """
@@ -97,6 +98,10 @@ def main() -> None:
             call()  # warm: packing buffers, page faults
         for _ in range(args.reps):
             for i, call in enumerate(calls):
+                if args.threads > 1:
+                    # OpenBLAS's idle workers spin for ~2^28 cycles after a call, libgomp's
+                    # for a while: let them settle so no candidate runs beside them
+                    time.sleep(0.15)
                 start = clock()
                 call()
                 best[i] = min(best[i], clock() - start)
