@@ -123,7 +123,8 @@ def restore_threads():
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False)],
                          ids=["NN", "NT", "TN"])
-@pytest.mark.parametrize("shape", [(256, 300, 200), (30, 1000, 100), (500, 12, 300)],
+@pytest.mark.parametrize("shape", [(256, 300, 200), (30, 1000, 100), (500, 12, 300),
+                                   (500, 10, 300)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_one_and_two_threads_are_bitwise_equal(isa, dtype, rng, restore_threads, shape, trans_a,
                                                trans_b):
@@ -139,6 +140,51 @@ def test_one_and_two_threads_are_bitwise_equal(isa, dtype, rng, restore_threads,
     dense_two = kernels.dense(x, b, bias, activation="tanh", trans_weights=trans_b)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(dense_one, dense_two)
+
+
+# ---- few columns: computed as C^T = op(B)^T op(A)^T (KERNEL(gemm) in csrc/gemm/gemm.tmpl.h) --
+
+def _first_columns(b, n, trans_b):
+    return (b[:n] if trans_b else b[:, :n]).copy()
+
+
+@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("n", [2, 5, 6, 10, 12, 13])
+def test_few_columns_are_the_bits_of_a_wider_product(isa, dtype, rng, n, trans_a, trans_b):
+    # Each element of C depends only on its row of op(A) and column of op(B): the first n
+    # columns of a 40-column product (the ordinary path) must be the n-column product (the
+    # transposed one, for n up to 5/8 of the panel width), bit for bit, with alpha and beta.
+    m, k, wide = 97, 300, 40
+    a, b_wide = _operands(rng, m, wide, k, trans_a, trans_b, dtype)
+    b = _first_columns(b_wide, n, trans_b)
+    c_wide = rng.standard_normal((m, wide)).astype(dtype)
+    c0 = c_wide[:, :n].copy()
+    out = c0.copy()
+    kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=-0.5, beta=2.0, out=out)
+    kernels.gemm(a, b_wide, trans_a=trans_a, trans_b=trans_b, alpha=-0.5, beta=2.0, out=c_wide)
+    np.testing.assert_array_equal(out, c_wide[:, :n])
+    _assert_product_close(out, a, b, trans_a, trans_b, dtype, -0.5, 2.0, c0)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "leaky_relu", "identity"])
+@pytest.mark.parametrize("trans_weights", [False, True], ids=["W", "WT"])
+def test_few_column_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, trans_weights):
+    m, k, n, wide = 130, 200, 10, 48
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w_wide = rng.standard_normal((wide, k) if trans_weights else (k, wide)).astype(dtype)
+    bias_wide = rng.standard_normal(wide).astype(dtype)
+    x[3, 7] = np.nan  # row 3 is NaN in every column, through the epilogue as elsewhere
+    kw = _activation_kwargs(name)
+    pre = np.empty((m, n), dtype)
+    pre_wide = np.empty((m, wide), dtype)
+    y = kernels.dense(x, _first_columns(w_wide, n, trans_weights), bias_wide[:n].copy(),
+                      activation=name, trans_weights=trans_weights, pre_activation=pre, **kw)
+    y_wide = kernels.dense(x, w_wide, bias_wide, activation=name, trans_weights=trans_weights,
+                           pre_activation=pre_wide, **kw)
+    np.testing.assert_array_equal(y, y_wide[:, :n])
+    np.testing.assert_array_equal(pre, pre_wide[:, :n])
+    assert np.all(np.isnan(y[3]))
 
 
 # ---- dense ----------------------------------------------------------------------------------

@@ -126,6 +126,22 @@ static inline void LOCAL(store_tile)(const REAL *tile, size_t mr, size_t nr, REA
         for (size_t i = 0; i < mr; i++) LOCAL(epilogue_row)(ep, c + i * ldc, nr, row + i, col);
 }
 
+/* store_tile for a transposed problem: the tile's column j is row (col + j) of the caller's C,
+ * from its column row; same operations on each element, then the epilogue on those rows. */
+static inline void LOCAL(store_tile_transposed)(const REAL *tile, size_t mr, size_t nr,
+                                                REAL alpha, REAL beta, REAL *c, size_t ldc,
+                                                const LOCAL(gemm_epi) *ep, size_t row,
+                                                size_t col) {
+    for (size_t j = 0; j < nr; j++) {
+        REAL *c_row = c + (col + j) * ldc + row;
+        if (beta == 0)
+            for (size_t i = 0; i < mr; i++) c_row[i] = alpha * tile[i * NR + j];
+        else
+            for (size_t i = 0; i < mr; i++) c_row[i] = alpha * tile[i * NR + j] + beta * c_row[i];
+        if (ep) LOCAL(epilogue_row)(ep, c_row, mr, col + j, row);
+    }
+}
+
 /* ---- the problem -------------------------------------------------------------------------- */
 
 typedef struct LOCAL(gemm_problem) {
@@ -139,6 +155,10 @@ typedef struct LOCAL(gemm_problem) {
     REAL *c;
     size_t ldc;
     const LOCAL(gemm_epi) *ep; /* NULL: plain GEMM */
+    /* The problem is the transpose of the caller's, C^T = op(B)^T op(A)^T (see
+     * KERNEL(gemm)): element (i, j) of the problem's C is c[j ldc + i], and the epilogue's
+     * rows and columns are the caller's. */
+    int trans_c;
 } LOCAL(gemm_problem);
 
 /* Pointer to op(A)(i, p) and op(B)(p, j). */
@@ -147,6 +167,19 @@ static inline const REAL *LOCAL(a_at)(const LOCAL(gemm_problem) *pr, size_t i, s
 }
 static inline const REAL *LOCAL(b_at)(const LOCAL(gemm_problem) *pr, size_t p, size_t j) {
     return pr->trans_b ? pr->b + j * pr->ldb + p : pr->b + p * pr->ldb + j;
+}
+/* Pointer to element (i, j) of the problem's C. */
+static inline REAL *LOCAL(c_at)(const LOCAL(gemm_problem) *pr, size_t i, size_t j) {
+    return pr->trans_c ? pr->c + j * pr->ldc + i : pr->c + i * pr->ldc + j;
+}
+/* activate_block over rows x cols of the problem's C from c (cols x rows of the caller's). */
+static inline void LOCAL(activate_block_of)(const LOCAL(gemm_problem) *pr,
+                                            const LOCAL(gemm_epi) *ep, REAL *c, size_t rows,
+                                            size_t cols) {
+    if (pr->trans_c)
+        LOCAL(activate_block)(ep, c, pr->ldc, cols, rows);
+    else
+        LOCAL(activate_block)(ep, c, pr->ldc, rows, cols);
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
@@ -344,6 +377,16 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
         for (size_t ir = 0, h; ir < mc; ir += h) {
             h = LOCAL(panel_height)(ir, full);
             size_t mr = min_size(h, mc - ir);
+            if (pr->trans_c) {
+                if (pf) LOCAL(prefetch_some)(pf, pf_rate);
+                if (h == MR)
+                    UKERNEL(kc, pa + ir * kc, panel, tile);
+                else
+                    UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
+                LOCAL(store_tile_transposed)(tile, mr, nr, pr->alpha, beta, pr->c, pr->ldc, ep,
+                                             row + ir, col + jr);
+                continue;
+            }
             REAL *ct = c + ir * pr->ldc + jr;
             /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while
              * the micro-kernel runs, not when it is stored. */
@@ -400,12 +443,12 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                 size_t full = small ? round_up(mc - min_size(mc, small * MRS), MR) : mc;
                 LOCAL(pack_a)(pr->trans_a, mc, kc, LOCAL(a_at)(pr, i0 + ic, pc), pr->lda, full,
                               pa);
-                REAL *c = pr->c + (i0 + ic) * pr->ldc + j0 + jc;
+                REAL *c = LOCAL(c_at)(pr, i0 + ic, j0 + jc);
                 if (ic > 0) {
                     /* later MC blocks reuse the packed B block */
                     LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, 0, nc, beta, ep, c, i0 + ic,
                                          j0 + jc, NULL, 0);
-                    LOCAL(activate_block)(ep, c, pr->ldc, mc, nc);
+                    LOCAL(activate_block_of)(pr, ep, c, mc, nc);
                     continue;
                 }
                 /* The first MC block packs B a chunk of micro-panels at a time and multiplies
@@ -433,7 +476,7 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                     LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, jb, jb + nb, beta, ep, c,
                                          i0 + ic, j0 + jc, next, rate);
                 }
-                LOCAL(activate_block)(ep, c, pr->ldc, mc, nc);
+                LOCAL(activate_block_of)(pr, ep, c, mc, nc);
             }
         }
     }
@@ -618,6 +661,17 @@ ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
     if (saturating_mul3(m, n, k) <= GEMM_SMALL_WORK || m == 1 || (n == 1 && trans_b)) {
         LOCAL(gemm_small)(&pr);
         return FFNC_OK;
+    }
+    if (n * 8 <= NR * 5 && m >= 2 * NR) {
+        /* Few columns (a 10-class output layer fills 10 of 16): compute C^T = op(B)^T op(A)^T
+         * instead, whose NR-wide panels run along M and whose few rows fit the MR / MRS
+         * panels (10 = 6 + 4), rather than padding most of every panel. Each element is the
+         * same operations in the same order (a product commutes), so the same bits. Measured
+         * on Zen 3, f32, against the ordinary path: N = 10 1.31-1.47x (NN, NT, TN, and the
+         * dense layer 1.27x); N = 12 0.96x, so the bound is 5/8 of the panel width. */
+        LOCAL(gemm_problem) transposed = {!pr.trans_b, !pr.trans_a, n, m, k, alpha, beta, b,
+                                          ldb, a, lda, c, ldc, pr.ep, 1};
+        return LOCAL(gemm_packed)(&transposed);
     }
     return LOCAL(gemm_packed)(&pr);
 }
