@@ -73,8 +73,8 @@ _Pragma("GCC unroll 4") \
     (void)0
 
 /* tile (MR x NR, row-major, 32-byte aligned) = sum over p < kc of pa[p][:] outer pb[p][:]. */
-GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa, const float *restrict pb,
-                                    float *restrict tile) {
+GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
+                                        const float *restrict pb, float *restrict tile) {
     GEMM_AVX2_LOOP_F32;
     _mm256_store_ps(tile + 0, c00);
     _mm256_store_ps(tile + 8, c01);
@@ -125,7 +125,7 @@ _Pragma("GCC unroll 4") \
     (void)0
 
 GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
-                                    const double *restrict pb, double *restrict tile) {
+                                        const double *restrict pb, double *restrict tile) {
     GEMM_AVX2_LOOP_F64;
     _mm256_store_pd(tile + 0, c00);
     _mm256_store_pd(tile + 4, c01);
@@ -200,12 +200,10 @@ GEMM_AVX2_ACTIVATE(__m256d, pd, f64)
     } while (0)
 
 #define GEMM_AVX2_UKERNEL_C(T, REAL_T, VT, S, W, LOOP)                                         \
-    GEMM_MICRO_KERNEL void gemm_ukernel_c_##T(size_t kc, const REAL_T *restrict pa,               \
-                                          const REAL_T *restrict pb, REAL_T alpha,             \
-                                          REAL_T beta, REAL_T *restrict c, size_t ldc,         \
-                                          const REAL_T *bias, REAL_T *restrict pre,            \
-                                          size_t ld_pre, ffnc_activation act,                  \
-                                          REAL_T act_alpha) {                                  \
+    GEMM_MICRO_KERNEL void gemm_ukernel_c_##T(                                                 \
+        size_t kc, const REAL_T *restrict pa, const REAL_T *restrict pb, REAL_T alpha,         \
+        REAL_T beta, REAL_T *restrict c, size_t ldc, const REAL_T *bias, REAL_T *restrict pre, \
+        size_t ld_pre, ffnc_activation act, REAL_T act_alpha) {                                \
         typedef REAL_T REALT;                                                                  \
         LOOP;                                                                                  \
         VT va = GEMM_V(set1, S)(alpha), vb = GEMM_V(set1, S)(beta);                            \
@@ -215,12 +213,12 @@ GEMM_AVX2_ACTIVATE(__m256d, pd, f64)
             bias0 = GEMM_V(loadu, S)(bias);                                                    \
             bias1 = GEMM_V(loadu, S)(bias + W);                                                \
         }                                                                                      \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 0, c00, c01);                                            \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 1, c10, c11);                                            \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 2, c20, c21);                                            \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 3, c30, c31);                                            \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 4, c40, c41);                                            \
-        GEMM_AVX2_STORE_ROW(T, VT, S, W, 5, c50, c51);                                            \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 0, c00, c01);                                         \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 1, c10, c11);                                         \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 2, c20, c21);                                         \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 3, c30, c31);                                         \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 4, c40, c41);                                         \
+        GEMM_AVX2_STORE_ROW(T, VT, S, W, 5, c50, c51);                                         \
     }
 GEMM_AVX2_UKERNEL_C(f32, float, __m256, ps, 8, GEMM_AVX2_LOOP_F32)
 GEMM_AVX2_UKERNEL_C(f64, double, __m256d, pd, 4, GEMM_AVX2_LOOP_F64)
@@ -237,7 +235,7 @@ GEMM_AVX2_UKERNEL_C(f64, double, __m256d, pd, 4, GEMM_AVX2_LOOP_F64)
 #define GEMM_MR_SMALL_f64 4
 
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict pa,
-                                          const float *restrict pb, float *restrict tile) {
+                                              const float *restrict pb, float *restrict tile) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -272,7 +270,7 @@ GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict p
 }
 
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f64(size_t kc, const double *restrict pa,
-                                          const double *restrict pb, double *restrict tile) {
+                                              const double *restrict pb, double *restrict tile) {
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
     __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();

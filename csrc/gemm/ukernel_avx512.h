@@ -32,8 +32,8 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
 }
 
 /* tile (MR x NR, row-major, 64-byte aligned) = sum over p < kc of pa[p][:] outer pb[p][:]. */
-GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa, const float *restrict pb,
-                                    float *restrict tile) {
+GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
+                                        const float *restrict pb, float *restrict tile) {
     __m512 acc[GEMM_MR_f32][2];
 #pragma GCC unroll 14
     for (int i = 0; i < GEMM_MR_f32; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -56,7 +56,7 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa, con
 }
 
 GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
-                                    const double *restrict pb, double *restrict tile) {
+                                        const double *restrict pb, double *restrict tile) {
     __m512d acc[GEMM_MR_f64][2];
 #pragma GCC unroll 14
     for (int i = 0; i < GEMM_MR_f64; i++) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
