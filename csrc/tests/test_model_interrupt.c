@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "interrupt_fixture.h"
 
 #define IN 3
 #define HIDDEN 4
@@ -109,25 +110,7 @@ static void test_pending_request(void) {
 
 /* ---- requests during a long training ------------------------------------------------------- */
 
-static ffnc_model *volatile signal_target;
-
-static void on_alarm(int sig) {
-    (void)sig;
-    ffnc_model_interrupt(signal_target);
-}
-
-typedef struct {
-    ffnc_model *model;
-    long delay_ns;
-} delayed_request;
-
-static void *interrupt_later(void *arg) {
-    delayed_request *r = arg;
-    struct timespec wait = {0, r->delay_ns};
-    nanosleep(&wait, NULL);
-    ffnc_model_interrupt(r->model);
-    return NULL;
-}
+static void request_model(void *model) { (void)ffnc_model_interrupt(model); }
 
 /* Trains `m` for EPOCHS epochs (the caller has arranged a request); checks that the call stopped
  * part-way, that the model equals a fresh one trained for the same steps without interruption,
@@ -169,16 +152,9 @@ static void test_signal_handler_request(void) {
     ffnc_model *m = make();
     double *x = make_data();
     if (!m || !x) return;
-    signal_target = m;
-    struct sigaction action, previous;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_alarm;
-    sigemptyset(&action.sa_mask);
-    CHECK(sigaction(SIGALRM, &action, &previous) == 0);
-    struct itimerval timer = {{0, 0}, {0, 70000}}; /* once, in 70 ms: in the first epochs */
-    CHECK(setitimer(ITIMER_REAL, &timer, NULL) == 0);
+    CHECK(request_on_alarm(request_model, m, 70000) == 0); /* once, in 70 ms: first epochs */
     check_interrupted_training(m, x);
-    CHECK(sigaction(SIGALRM, &previous, NULL) == 0);
+    CHECK(restore_alarm() == 0);
     free(x);
     ffnc_model_destroy(m);
 }
@@ -187,11 +163,10 @@ static void test_other_thread_request(void) {
     ffnc_model *m = make();
     double *x = make_data();
     if (!m || !x) return;
-    delayed_request request = {m, 20000000}; /* 20 ms */
-    pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, interrupt_later, &request) == 0);
+    delayed_request request = {request_model, m, 20000000}; /* 20 ms */
+    CHECK(request_from_thread(&request) == 0);
     check_interrupted_training(m, x);
-    pthread_join(thread, NULL);
+    pthread_join(request.thread, NULL);
     free(x);
     ffnc_model_destroy(m);
 }

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "interrupt_fixture.h"
 #include "plan_fixture.h"
 
 #define K 3    /* inputs */
@@ -97,25 +98,7 @@ static void test_pending_request(void) {
 
 #define LONG_ROWS 20000 /* steps of one row each: an epoch of tens of milliseconds */
 
-static ffnc_plan *volatile signal_target;
-
-static void on_alarm(int sig) {
-    (void)sig;
-    ffnc_plan_interrupt(signal_target);
-}
-
-typedef struct {
-    ffnc_plan *plan;
-    long delay_ns;
-} delayed_request;
-
-static void *interrupt_later(void *arg) {
-    delayed_request *r = arg;
-    struct timespec wait = {0, r->delay_ns};
-    nanosleep(&wait, NULL);
-    ffnc_plan_interrupt(r->plan);
-    return NULL;
-}
+static void request_plan(void *plan) { (void)ffnc_plan_interrupt(plan); }
 
 /* Runs epochs of LONG_ROWS steps on `plan` until one is interrupted (the caller has arranged
  * a request); then checks the plan against a fresh one run for the same number of steps
@@ -158,16 +141,9 @@ static void test_signal_handler_request(void) {
     double *t, *x = make_data(LONG_ROWS, &t);
     double *records = malloc(LONG_ROWS * sizeof *records);
     if (!plan || !x || !records) return;
-    signal_target = plan;
-    struct sigaction action, previous;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_alarm;
-    sigemptyset(&action.sa_mask);
-    CHECK(sigaction(SIGALRM, &action, &previous) == 0);
-    struct itimerval timer = {{0, 0}, {0, 3000}}; /* once, in 3 ms */
-    CHECK(setitimer(ITIMER_REAL, &timer, NULL) == 0);
+    CHECK(request_on_alarm(request_plan, plan, 3000) == 0); /* once, in 3 ms */
     check_interrupted_run(plan, x, t, records);
-    CHECK(sigaction(SIGALRM, &previous, NULL) == 0);
+    CHECK(restore_alarm() == 0);
     free(records);
     free(x);
     ffnc_plan_destroy(plan);
@@ -178,11 +154,10 @@ static void test_other_thread_request(void) {
     double *t, *x = make_data(LONG_ROWS, &t);
     double *records = malloc(LONG_ROWS * sizeof *records);
     if (!plan || !x || !records) return;
-    delayed_request request = {plan, 2000000}; /* 2 ms */
-    pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, interrupt_later, &request) == 0);
+    delayed_request request = {request_plan, plan, 2000000}; /* 2 ms */
+    CHECK(request_from_thread(&request) == 0);
     check_interrupted_run(plan, x, t, records);
-    pthread_join(thread, NULL);
+    pthread_join(request.thread, NULL);
     free(records);
     free(x);
     ffnc_plan_destroy(plan);
