@@ -208,6 +208,7 @@ cdef extern from "ffnc.h" nogil:
         FFNC_PLAN_NESTEROV
         FFNC_PLAN_DECOUPLED
         FFNC_PLAN_CENTERED
+        FFNC_PLAN_BETA
         FFNC_PLAN_MAX_REFS
     ctypedef struct ffnc_plan_instr:
         int32_t opcode

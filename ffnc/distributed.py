@@ -285,6 +285,11 @@ class DistributedStepper:
         if plan.update_begin == len(plan.instructions):
             raise ValueError("DistributedStepper needs a training plan: compile it with loss= "
                              "and optimizer=")
+        if getattr(plan, "grads_in_velocity", None):
+            raise ValueError("DistributedStepper averages every gradient between "
+                             "compute_gradients and apply_update, but this plan adds some of "
+                             "them straight into its momentum velocity: compile it with "
+                             "keep_grads=True")
         self.plan = plan
         self.group = DataParallel() if group is None else group
         self.reduction = reduction

@@ -726,7 +726,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
     with (thread_count(threads) if threads is not None else nullcontext()), \
             (group.guard(collective=(TrainingDiverged,)) if group is not None else nullcontext()):
         trainer = _Trainer(model, loss, optimizer, names, xs, yv, val, batch, shuffle, seed,
-                           stopper, cbs, schedules, checkpoint)
+                           stopper, cbs, schedules, checkpoint, keep_grads=group is not None)
         if group is not None:
             trainer.distribute(group)
         history = trainer.run(epochs, verbose)
@@ -785,7 +785,7 @@ class _Trainer:
         self.writes = group.is_root
 
     def __init__(self, model, loss, optimizer, metrics, xs, y, val, batch, shuffle, seed,
-                 stopper, callbacks, schedules, checkpoint) -> None:
+                 stopper, callbacks, schedules, checkpoint, keep_grads=False) -> None:
         self.model, self.loss, self.optimizer, self.metrics = model, loss, optimizer, metrics
         self.xs, self.y, self.val, self.batch = xs, y, val, batch
         self.shuffle, self.seed, self.stopper = bool(shuffle), seed, stopper
@@ -803,7 +803,8 @@ class _Trainer:
         nodes = [objective] + [_metric_node(m, loss, out, self.target) for m in metrics]
         self.plan = _compile(nodes, batch_size=batch, loss=objective, optimizer=optimizer,
                              params=list(model.parameter_nodes().values()),
-                             inputs=list(model.inputs) + [self.target])
+                             inputs=list(model.inputs) + [self.target],
+                             keep_grads=keep_grads)
         model.bind(self.plan.param_arena)
         self.arena = self.plan.param_arena
         self.epoch_start = np.empty_like(self.arena)

@@ -76,7 +76,20 @@ ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, 
                                 double alpha, const void *saved, const void *diff_dst,
                                 void *diff_pre, void *diff_src, void *diff_weights,
                                 void *diff_bias, int accumulate_params, int accumulate_src) {
+    return ffnc_dense_backward_beta(dtype, m, n, k, src, weights, trans_weights, act, alpha,
+                                    saved, diff_dst, diff_pre, diff_src, diff_weights, diff_bias,
+                                    accumulate_params ? 1.0 : 0.0, accumulate_params,
+                                    accumulate_src);
+}
+
+ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_t k,
+                                     const void *src, const void *weights, int trans_weights,
+                                     ffnc_activation act, double alpha, const void *saved,
+                                     const void *diff_dst, void *diff_pre, void *diff_src,
+                                     void *diff_weights, void *diff_bias, double beta_weights,
+                                     int accumulate_bias, int accumulate_src) {
     FFNC_TRY(check_dtype(dtype));
+    FFNC_REQUIRE(isfinite(beta_weights), FFNC_ERR_INVALID_ARGUMENT);
     FFNC_TRY(check_activation(act, alpha));
     FFNC_TRY(check_matrix(dtype, m, k, k));
     FFNC_TRY(check_matrix(dtype, k, n, n));
@@ -98,27 +111,26 @@ ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, 
         case FFNC_F32:
             s = ffnc_active_kernels_f32()->dense_backward_pre(act, (float)alpha, m, n, diff_dst,
                                                               saved, diff_pre, diff_bias,
-                                                              accumulate_params);
+                                                              accumulate_bias);
             break;
         default:
             s = ffnc_active_kernels_f64()->dense_backward_pre(act, alpha, m, n, diff_dst, saved,
                                                               diff_pre, diff_bias,
-                                                              accumulate_params);
+                                                              accumulate_bias);
             break;
         }
         FFNC_TRY(s);
         grad = diff_pre;
     } else if (diff_bias != NULL) {
-        FFNC_TRY(ffnc_bias_backward(dtype, m, n, diff_dst, diff_bias, accumulate_params));
+        FFNC_TRY(ffnc_bias_backward(dtype, m, n, diff_dst, diff_bias, accumulate_bias));
     }
 
-    double beta_params = accumulate_params ? 1.0 : 0.0;
     if (diff_weights != NULL) {
         if (trans_weights) /* W is n x k: dW = diff_pre^T src */
-            FFNC_TRY(gemm_dispatch(dtype, 1, 0, n, k, m, 1.0, grad, n, src, k, beta_params,
+            FFNC_TRY(gemm_dispatch(dtype, 1, 0, n, k, m, 1.0, grad, n, src, k, beta_weights,
                                    diff_weights, k, NULL));
         else /* W is k x n: dW = src^T diff_pre */
-            FFNC_TRY(gemm_dispatch(dtype, 1, 0, k, n, m, 1.0, src, k, grad, n, beta_params,
+            FFNC_TRY(gemm_dispatch(dtype, 1, 0, k, n, m, 1.0, src, k, grad, n, beta_weights,
                                    diff_weights, n, NULL));
     }
     if (diff_src != NULL) /* diff_src = diff_pre op(W)^T */

@@ -22,6 +22,17 @@ void ffnc_override_grain(size_t grain);
  * counter; exported for ctypes, not part of the API). */
 size_t ffnc_multithreaded_calls(void);
 
+/* ffnc_dense_backward with the weight gradient's beta given apart from the bias's
+ * accumulation: diff_weights = beta_weights * diff_weights + src^T diff_pre (not read when
+ * beta_weights == 0). A plan's momentum update takes the gradient straight into the velocity
+ * this way (FFNC_PLAN_BETA). */
+ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_t k,
+                                     const void *src, const void *weights, int trans_weights,
+                                     ffnc_activation act, double alpha, const void *saved,
+                                     const void *diff_dst, void *diff_pre, void *diff_src,
+                                     void *diff_weights, void *diff_bias, double beta_weights,
+                                     int accumulate_bias, int accumulate_src);
+
 /* Elements per thread below which cheap element-wise kernels (a few flops per value, memory
  * bound) stay on one thread. Measured with `ffnc-bench threshold` on a quiet 2-core Zen 3
  * (f32, AVX2): 2 threads break even on relu at 2^12 values and give 1.4x at 2^14; on tanh

@@ -392,9 +392,10 @@ typedef enum ffnc_plan_opcode {
     /* refs: src, weights, bias?, pre_act?, dst; m, n, k; subop activation, alpha; TRANS_B */
     FFNC_OP_DENSE_FORWARD = 1,
     /* refs: src?, weights?, saved?, diff_dst, diff_pre?, diff_src?, diff_weights?, diff_bias?;
-     * as ffnc_dense_backward; ACCUMULATE (params), ACCUMULATE_SRC, TRANS_B */
+     * as ffnc_dense_backward; ACCUMULATE (params), ACCUMULATE_SRC, TRANS_B, BETA */
     FFNC_OP_DENSE_BACKWARD = 2,
-    /* refs: a, b, c; c (m x n) = alpha op(a) op(b) (+ c with ACCUMULATE); TRANS_A, TRANS_B */
+    /* refs: a, b, c; c (m x n) = alpha op(a) op(b) (+ c with ACCUMULATE, + hyper[0] c with
+     * BETA); TRANS_A, TRANS_B */
     FFNC_OP_GEMM = 3,
     /* refs: src, dst (n elements); subop activation, alpha */
     FFNC_OP_ACT_FORWARD = 4,
@@ -523,7 +524,12 @@ enum {
     FFNC_PLAN_MEAN = 1u << 4,
     FFNC_PLAN_NESTEROV = 1u << 5,
     FFNC_PLAN_DECOUPLED = 1u << 6,
-    FFNC_PLAN_CENTERED = 1u << 7    /* FFNC_OP_RMSPROP: the centered variant */
+    FFNC_PLAN_CENTERED = 1u << 7,   /* FFNC_OP_RMSPROP: the centered variant */
+    /* FFNC_OP_GEMM: c = alpha op(a) op(b) + hyper[0] c; FFNC_OP_DENSE_BACKWARD: diff_weights =
+     * hyper[0] diff_weights + the product (diff_bias still follows ACCUMULATE). hyper[0] is
+     * finite (and a float for FFNC_F32). How a momentum update takes a weight gradient
+     * straight into its velocity, v = momentum v + g, without storing g. */
+    FFNC_PLAN_BETA = 1u << 8
 };
 
 #define FFNC_PLAN_MAX_REFS 8

@@ -54,6 +54,8 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
     const size_t k = ffnc_plan_size_at(in->k, batch);
     const uint32_t f = in->flags;
     const int acc = (f & FFNC_PLAN_ACCUMULATE) != 0;
+    /* what GEMM and DENSE_BACKWARD add the product to: 0, 1 or hyper[0] times the old value */
+    const double beta = (f & FFNC_PLAN_BETA) ? in->hyper[0] : acc;
     const ffnc_activation act = (ffnc_activation)in->subop;
     double loss;
     switch ((ffnc_plan_opcode)in->opcode) {
@@ -61,17 +63,17 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
         return ffnc_dense_forward(dt, m, n, k, p[0], p[1], (f & FFNC_PLAN_TRANS_B) != 0, p[2],
                                   act, in->alpha, p[3], p[4]);
     case FFNC_OP_DENSE_BACKWARD:
-        return ffnc_dense_backward(dt, m, n, k, p[0], p[1], (f & FFNC_PLAN_TRANS_B) != 0, act,
-                                   in->alpha, p[2], p[3], p[4], p[5], p[6], p[7], acc,
-                                   (f & FFNC_PLAN_ACCUMULATE_SRC) != 0);
+        return ffnc_dense_backward_beta(dt, m, n, k, p[0], p[1], (f & FFNC_PLAN_TRANS_B) != 0,
+                                        act, in->alpha, p[2], p[3], p[4], p[5], p[6], p[7],
+                                        beta, acc, (f & FFNC_PLAN_ACCUMULATE_SRC) != 0);
     case FFNC_OP_GEMM: {
         int ta = (f & FFNC_PLAN_TRANS_A) != 0, tb = (f & FFNC_PLAN_TRANS_B) != 0;
         /* row strides of the stored (untransposed) matrices */
         size_t lda = ta ? m : k, ldb = tb ? k : n;
         if (lda == 0) lda = 1;
         if (ldb == 0) ldb = 1;
-        return ffnc_gemm(dt, ta, tb, m, n, k, in->alpha, p[0], lda, p[1], ldb, acc ? 1.0 : 0.0,
-                         p[2], n ? n : 1);
+        return ffnc_gemm(dt, ta, tb, m, n, k, in->alpha, p[0], lda, p[1], ldb, beta, p[2],
+                         n ? n : 1);
     }
     case FFNC_OP_ACT_FORWARD:
         return ffnc_activation_forward(dt, act, in->alpha, n, p[0], p[1]);

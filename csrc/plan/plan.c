@@ -1,5 +1,6 @@
 /* Plans: creation (where every instruction is checked once, so runs need no bounds checks),
  * destruction, and the run loops. The instructions themselves are executed by exec.c. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -455,7 +456,13 @@ static ffnc_status check_exact_indices(const ffnc_plan_desc *d, const ffnc_plan_
 }
 
 static ffnc_status check_instr(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
-    FFNC_REQUIRE((in->flags & ~0xFFu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE((in->flags & ~0x1FFu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    if (in->flags & FFNC_PLAN_BETA) {
+        FFNC_REQUIRE(in->opcode == FFNC_OP_GEMM || in->opcode == FFNC_OP_DENSE_BACKWARD,
+                     FFNC_ERR_INVALID_ARGUMENT);
+        double limit = d->dtype == FFNC_F32 ? FLT_MAX : DBL_MAX;
+        FFNC_REQUIRE(fabs(in->hyper[0]) <= limit, FFNC_ERR_INVALID_ARGUMENT);
+    }
     FFNC_TRY(check_hyper(d->dtype, in));
     FFNC_TRY(check_exact_indices(d, in));
     FFNC_TRY(check_at(d, in, 1));

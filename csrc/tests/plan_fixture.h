@@ -46,7 +46,7 @@ typedef struct fixture_spec {
     int record_loss;
 } fixture_spec;
 
-#define FIXTURE_MAX_INSTRS 6
+#define FIXTURE_MAX_INSTRS 8
 
 /* The plan's description and everything it points to. */
 typedef struct fixture {

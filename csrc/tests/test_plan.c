@@ -1,6 +1,8 @@
 /* Plans built by hand: a one-layer regression step (dense forward, MSE forward and backward,
- * weight and bias gradients, SGD) against a plain C reference, and malformed plans that
- * ffnc_plan_create must reject. */
+ * weight and bias gradients, SGD) against a plain C reference, the momentum update with the
+ * weight gradient added straight into the velocity (FFNC_PLAN_BETA) against the plain one,
+ * and malformed plans that ffnc_plan_create must reject. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,82 @@ static void test_step_matches_reference(void) {
     }
 }
 
+/* The momentum fixture three ways, bit for bit alike over a few steps (the batch fits one
+ * block of the GEMM's K): as built (dW into the gradient arena, then one MOMENTUM over W and
+ * b); with DENSE_BACKWARD adding dW into the velocity (BETA, hyper[0] = momentum) and W updated
+ * by SGD from the velocity; and the same with dW from a separate GEMM instruction. */
+static void test_momentum_into_velocity(void) {
+    const double lr = 0.1, mu = 0.9;
+    const ffnc_dtype dtypes[2] = {FFNC_F64, FFNC_F32};
+    for (int d = 0; d < 2; d++) {
+        ffnc_dtype dt = dtypes[d];
+        fixture_spec s = {dt, B, K, N, FFNC_ACT_IDENTITY, 0, FIXTURE_MOMENTUM, lr, mu, 0};
+        fixture f[3];
+        for (int v = 0; v < 3; v++) fixture_build(&f[v], &s);
+        for (int v = 1; v < 3; v++) {
+            ffnc_plan_instr *in = f[v].instrs, *update = &in[v == 1 ? 4 : 5];
+            if (v == 1) {
+                in[3].refs[6] = ref(FFNC_PLAN_STATE, 0);
+                in[3].flags |= FFNC_PLAN_BETA;
+                in[3].hyper[0] = mu;
+            } else { /* dW = x^T diff by GEMM: m = K, n = N, k = the rows */
+                in[3].refs[6] = (ffnc_plan_ref){0};
+                memset(&in[4], 0, sizeof in[4]);
+                in[4].opcode = FFNC_OP_GEMM;
+                in[4].m = fixed(K), in[4].n = fixed(N), in[4].k = rows();
+                in[4].alpha = 1;
+                in[4].flags = FFNC_PLAN_TRANS_A | FFNC_PLAN_BETA;
+                in[4].hyper[0] = mu;
+                in[4].refs[0] = input(0);
+                in[4].refs[1] = ref(FFNC_PLAN_ACTS, FIXTURE_DIFF(B, N));
+                in[4].refs[2] = ref(FFNC_PLAN_STATE, 0);
+            }
+            /* W: p -= lr v (SGD from the velocity); b: the momentum update as before */
+            update[1] = f[0].instrs[4];
+            update[1].n = fixed(N);
+            for (int r = 0; r < 3; r++) update[1].refs[r].offset = K * N;
+            memset(update, 0, sizeof *update);
+            update->opcode = FFNC_OP_SGD;
+            update->n = fixed(K * N);
+            update->hyper[0] = lr;
+            update->refs[0] = ref(FFNC_PLAN_PARAMS, 0);
+            update->refs[1] = ref(FFNC_PLAN_STATE, 0);
+            f[v].desc.n_instrs = (size_t)(update - in) + 2;
+        }
+        ffnc_plan *plans[3] = {NULL, NULL, NULL};
+        for (int v = 0; v < 3; v++) CHECK_OK(ffnc_plan_create(&f[v].desc, &plans[v], NULL));
+        if (!plans[0] || !plans[1] || !plans[2]) {
+            for (int v = 0; v < 3; v++) ffnc_plan_destroy(plans[v]);
+            return;
+        }
+        size_t width = fixture_elem_size(dt);
+        double x[B * K], t[B * N]; /* room for either dtype */
+        unsigned long long seed = 11;
+        fixture_fill(dt, x, B * K, &seed, -1, 1);
+        fixture_fill(dt, t, B * N, &seed, -1, 1);
+        const void *inputs[2] = {x, t};
+        for (int v = 0; v < 3; v++) {
+            void *params;
+            size_t n;
+            CHECK_OK(ffnc_plan_arena_data(plans[v], FFNC_PLAN_PARAMS, &params, &n));
+            unsigned long long pseed = 5;
+            fixture_fill(dt, params, n, &pseed, -1, 1);
+            for (size_t batch = 1; batch <= B; batch++)
+                CHECK_OK(ffnc_plan_run(plans[v], batch, inputs, NULL));
+        }
+        for (int v = 1; v < 3; v++) {
+            CHECK(fixture_same_arena(plans[0], plans[v], FFNC_PLAN_PARAMS, width));
+            CHECK(fixture_same_arena(plans[0], plans[v], FFNC_PLAN_STATE, width));
+        }
+        void *grads;
+        size_t n;
+        CHECK_OK(ffnc_plan_arena_data(plans[1], FFNC_PLAN_GRADS, &grads, &n));
+        for (size_t i = 0; i < K * N; i++) /* W's gradient was never stored */
+            CHECK(dt == FFNC_F32 ? ((float *)grads)[i] == 0 : ((double *)grads)[i] == 0);
+        for (int v = 0; v < 3; v++) ffnc_plan_destroy(plans[v]);
+    }
+}
+
 /* Builds the valid plan, applies `mutate` to instruction `which`, expects rejection there. */
 static void expect_rejected(int which, void (*mutate)(ffnc_plan_instr *), const char *what,
                             ffnc_status expected) {
@@ -102,6 +180,11 @@ static void bad_lr(ffnc_plan_instr *in) { in->hyper[0] = -1; }
 static void aliased(ffnc_plan_instr *in) { in->refs[4] = ref(FFNC_PLAN_PARAMS, 0); }
 static void bad_arena(ffnc_plan_instr *in) { in->refs[0].arena = 42; }
 static void bad_flags(ffnc_plan_instr *in) { in->flags = 1u << 20; }
+static void beta_on_a_loss(ffnc_plan_instr *in) { in->flags |= FFNC_PLAN_BETA; }
+static void nan_beta(ffnc_plan_instr *in) {
+    in->flags |= FFNC_PLAN_BETA;
+    in->hyper[0] = NAN;
+}
 
 static void test_malformed_plans_rejected(void) {
     expect_rejected(0, past_acts, "output past the activation arena", FFNC_ERR_INVALID_ARGUMENT);
@@ -117,6 +200,8 @@ static void test_malformed_plans_rejected(void) {
     expect_rejected(0, aliased, "GEMM output overlapping its weights", FFNC_ERR_INVALID_ARGUMENT);
     expect_rejected(0, bad_arena, "unknown arena", FFNC_ERR_INVALID_ARGUMENT);
     expect_rejected(3, bad_flags, "unknown flag", FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(1, beta_on_a_loss, "BETA on an MSE", FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(3, nan_beta, "NaN beta", FFNC_ERR_INVALID_ARGUMENT);
     ffnc_plan *plan = NULL;
     CHECK_STATUS(ffnc_plan_create(NULL, &plan, NULL), FFNC_ERR_NULL_POINTER);
     fixture f;
@@ -175,6 +260,7 @@ static void test_step_counter_limit(void) {
 
 int main(void) {
     test_step_matches_reference();
+    test_momentum_into_velocity();
     test_malformed_plans_rejected();
     test_step_counter_limit();
     return check_report("plan");

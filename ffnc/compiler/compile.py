@@ -9,6 +9,7 @@ import numpy as np
 
 from ffnc import _core
 from ffnc._memory import MEMORY_LIMIT, check_allocation, format_bytes
+from ffnc.compiler.fuse_update import fusable, fuse_momentum
 from ffnc.compiler.lower import Lowering, shape_size
 from ffnc.compiler.memory import plan_activations
 from ffnc.compiler.plan import Plan
@@ -103,7 +104,8 @@ def _optimizer_instrs(opt: Optimizer, total: int,
 
 def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (the verb)
             params: Sequence[Node] | None = None, inputs: Sequence[Node] | None = None,
-            loss: Node | None = None, optimizer: Optimizer | None = None) -> Plan:
+            loss: Node | None = None, optimizer: Optimizer | None = None,
+            keep_grads: bool = False) -> Plan:
     """Compiles a step into a Plan that runs in one C call.
 
     outputs: the nodes each run returns (a loss, metrics, predictions).
@@ -116,6 +118,14 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     optimizer: an ffnc.optim optimizer (SGD, Momentum, Adam, AdamW, RMSprop); its update of
         every parameter, one instruction over the whole arena (after gradient clipping when
         its clip_norm is set), ends each run.
+    keep_grads: store every trained parameter's gradient in the gradient arena (``plan.grads``)
+        at each run. Without it, a Momentum update (without Nesterov, weight decay or clipping)
+        has the weight gradient of each dense layer (of 4096 elements or more) added straight
+        into the velocity by the GEMM that computes it, v = momentum v + X^T dY, and never
+        stored: a pass over memory less per step, and no memory for that gradient. Those
+        parameters are ``plan.grads_in_velocity`` and have no ``plan.grads`` entry. Work on
+        the gradients between ``compute_gradients`` and ``apply_update`` (ffnc.distributed)
+        needs keep_grads=True.
 
     Parameter values: the plan starts from each parameter's current ``value``; then the plan's
     memory becomes the parameter's storage, so that no value is held twice and the graph sees
@@ -149,6 +159,8 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an ffnc.optim optimizer (SGD, Momentum, Adam, "
                         f"AdamW, RMSprop), got {type(optimizer).__name__}")
+    if not isinstance(keep_grads, (bool, np.bool_)):
+        raise TypeError(f"keep_grads must be a bool, got {type(keep_grads).__name__}")
     if optimizer is not None and loss is None:
         raise ValueError("an optimizer needs the loss it minimises: pass loss=")
     if loss is not None and (not isinstance(loss, Node) or loss.shape != ()):
@@ -210,8 +222,10 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
 
     # Gradients are computed in place in the gradient arena where they can be.
     copies: list[tuple[Node, Value]] = []
+    grad_slots: dict[Node, Value] = {}
     for p, g in zip(params if grad_nodes else [], grad_nodes, strict=True):
         slot = Value(f"grad({p.label})", param_slots[p].size, "grads", param_slots[p].offset)
+        grad_slots[p] = slot
         if g.is_leaf or g.id in values:
             copies.append((g, slot))
         else:
@@ -233,6 +247,11 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
             v = Value(f"copy({node.label})", v.size)
             lowering._copy_into(node, v, False)
         out_values.append((orig, v))
+    in_velocity = []
+    if fusable(optimizer) and not keep_grads and grad_slots:
+        in_velocity = fuse_momentum(program.instrs, optimizer, list(params), grad_slots,
+                                    optimizer_state["velocity"],
+                                    {id(v) for _, v in out_values})
     memory = plan_activations(program.instrs, [v for _, v in out_values], int(batch_size))
     _check_arena_sizes(dtype, int(batch_size), (total, total, state_top, memory.arena))
 
@@ -244,7 +263,8 @@ def compile(outputs: Node | Sequence[Node], *, batch_size: int,  # noqa: A001 (t
         [(_core.PLAN_ARENAS[v.arena], v.offset) for _, v in records])
     plan = Plan(handle, outputs=out_values, single=single, inputs=inputs, params=param_slots,
                 instrs=program.instrs, memory=memory, records=[o for o, _ in records],
-                optimizer=optimizer, optimizer_state=optimizer_state, grad_norm=grad_norm)
+                optimizer=optimizer, optimizer_state=optimizer_state, grad_norm=grad_norm,
+                grads_in_velocity=in_velocity)
     arenas = {name: handle.arena(name) for name in ("params", "state")}
     for v, data in lowering.leaf_data:
         arenas[v.arena][v.offset:v.offset + size_at(v.size, 1)] = np.asarray(data).reshape(-1)

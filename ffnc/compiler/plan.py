@@ -20,9 +20,12 @@ class Plan:
 
     ``params`` and ``grads`` map each trained parameter node to a zero-copy view of its slice
     of the parameter or gradient arena (writing a view changes the plan's parameter); the
-    views keep the plan's memory alive. A parameter the plan holds (see compile) reads the
-    same memory: its node's ``value`` is a read-only view of that slice. ``memory`` reports
-    the activation arena against the naive one-buffer-per-value size, in elements.
+    views keep the plan's memory alive. The parameters in ``grads_in_velocity`` have no
+    ``grads`` entry: their momentum update takes the gradient straight from its GEMM into the
+    velocity (see compile's keep_grads); their slice of ``grad_arena`` stays zero. A
+    parameter the plan holds (see compile) reads the same memory: its node's ``value`` is a
+    read-only view of that slice. ``memory`` reports the activation arena against the naive
+    one-buffer-per-value size, in elements.
 
     A training plan also has its ``optimizer`` (an ffnc.optim optimizer, or None), a settable
     learning rate ``lr``, the ``step`` counter, ``optimizer_state()`` (zero-copy views of the
@@ -44,7 +47,8 @@ class Plan:
                  single: bool, inputs: list[Node], params: dict[Node, Value],
                  instrs: list[Instr], memory: MemoryReport, records: list[Node],
                  optimizer: Any = None, optimizer_state: dict[str, Value] | None = None,
-                 grad_norm: Value | None = None) -> None:
+                 grad_norm: Value | None = None,
+                 grads_in_velocity: list[Node] | None = None) -> None:
         self._handle = handle
         self._outputs = outputs
         self._single = single
@@ -55,7 +59,9 @@ class Plan:
         self._names = names if None not in names and len(set(names)) == len(names) else None
         self._arenas = {a: handle.arena(a) for a in ("params", "grads", "state", "acts")}
         self.params = {p: self._view("params", v, p.shape) for p, v in params.items()}
-        self.grads = {p: self._view("grads", v, p.shape) for p, v in params.items()}
+        self.grads_in_velocity = list(grads_in_velocity or [])
+        kept = set(params) - set(self.grads_in_velocity)
+        self.grads = {p: self._view("grads", v, p.shape) for p, v in params.items() if p in kept}
         # Outputs whose size does not depend on the batch (a loss, a metric) are returned from a
         # view made once; the others are sliced per run.
         self._fixed_views = [
@@ -228,7 +234,9 @@ class Plan:
         """The first phase of a step over `feed` (as run's): forward and backward, every
         instruction before the update, leaving the gradients in ``grad_arena`` (unclipped).
         Change them there if you will, then call ``apply_update()``: the two calls do what
-        ``run(feed)`` does, bit for bit. Returns the batch size (rows)."""
+        ``run(feed)`` does, bit for bit. Returns the batch size (rows). The gradients of
+        ``grads_in_velocity`` are already in the velocity at that point, not in
+        ``grad_arena``: compile with keep_grads=True to work on every gradient."""
         with self._handle:
             return self._handle.compute_gradients(self._arrays(feed))
 
