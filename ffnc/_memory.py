@@ -9,7 +9,10 @@ checks it here first and raises a MemoryError that says what needed how much.
 
 from __future__ import annotations
 
+import mmap
 import os
+
+import numpy as np
 
 # Without a way to ask (not Linux/macOS), the largest x86-64/arm64 user address space.
 _UNKNOWN_LIMIT = 1 << 47
@@ -52,5 +55,40 @@ def array_bytes(shape, itemsize: int) -> int:
     return n
 
 
-__all__ = ["MEMORY_LIMIT", "array_bytes", "check_allocation", "format_bytes",
+# Arrays of at least this many bytes get pages of their own (see page_backed_empty).
+PAGE_BACKED_MIN_BYTES = 1 << 16
+
+
+def page_backed_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array that returns its memory to the OS as soon as it is freed.
+
+    glibc's malloc serves large blocks from mmap only above a threshold that rises to the
+    size of every large block freed so far (up to 32 MiB), so after a few temporaries a
+    parameter-sized array comes from the heap, and freeing it leaves a hole that stays
+    resident. Parameters are copied and handed over (to a plan, to a model's flat buffer)
+    once each; giving arrays of PAGE_BACKED_MIN_BYTES or more an anonymous mapping of their
+    own makes the memory they leave behind go back to the OS at once. Smaller ones come from
+    numpy as usual."""
+    dtype = np.dtype(dtype)
+    nbytes = array_bytes(shape, dtype.itemsize)
+    if nbytes < PAGE_BACKED_MIN_BYTES:
+        return np.empty(shape, dtype)
+    return np.ndarray(shape, dtype, buffer=mmap.mmap(-1, nbytes))
+
+
+def page_backed_copy(value: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `value` from page_backed_empty."""
+    out = page_backed_empty(value.shape, value.dtype)
+    np.copyto(out, value)
+    return out
+
+
+def owns_its_memory(array: np.ndarray) -> bool:
+    """Whether `array` is the only user of its memory: it allocated it (numpy's owndata), or
+    it is the array page_backed_empty made over its own mapping."""
+    return array.flags.owndata or isinstance(array.base, mmap.mmap)
+
+
+__all__ = ["MEMORY_LIMIT", "PAGE_BACKED_MIN_BYTES", "array_bytes", "check_allocation",
+           "format_bytes", "owns_its_memory", "page_backed_copy", "page_backed_empty",
            "physical_memory"]

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import ffnc.graph as G
+from ffnc._memory import page_backed_copy
 from ffnc._threads import MAX_THREADS
 from ffnc._threads import threads as thread_count
 from ffnc._validate import count, flag
@@ -1032,7 +1033,7 @@ class _Trainer:
             ctrl_c.uninstall()
             progress.close()
             # The model keeps its own copy of the weights, so the plan's memory can go.
-            self.model.bind(np.array(self.arena))
+            self.model.bind(page_backed_copy(self.arena))
         if self.history.partial is not None and verbose:
             p = self.history.partial
             print(f"fit: interrupted in epoch {p['epoch']} after {p['steps']} of "

@@ -1,12 +1,15 @@
 """Memory footprint: a compiled parameter is held once (by its plan; the node's value is a
 read-only view of the plan's slot, see ffnc.compiler.compile for the rules over several
-plans), a plan's gradient and optimizer-state arenas cost nothing before its first step, and
-`import ffnc` imports its subpackages only when they are used."""
+plans) and its private copy goes back to the system when handed over; a plan's gradient and
+optimizer-state arenas cost nothing before its first step; a dense backward overwrites its
+incoming gradient; `import ffnc` imports its subpackages, and ffnc.graph its optional
+modules, only when they are used."""
 
 from __future__ import annotations
 
 import gc
 import json
+import mmap
 import os
 import subprocess
 import sys
@@ -249,6 +252,55 @@ def test_a_compiled_training_plan_holds_one_copy_of_the_parameters():
     assert np.shares_memory(w.value, plan.param_arena) and float(w.value[-1, -1]) == 0.5
 
 
+def test_large_parameter_copies_have_pages_of_their_own(rng):
+    """A parameter copy of 64 KiB or more is an anonymous mapping (freed at once when compile
+    hands it over, where a heap block would stay resident); a smaller one is numpy's."""
+    big = G.parameter(rng.standard_normal((128, 64)))  # exactly 64 KiB
+    small = G.parameter(rng.standard_normal((127, 64)))
+    assert isinstance(big.value.base, mmap.mmap) and small.value.flags.owndata
+    assert not big.value.flags.writeable and not small.value.flags.writeable
+    x = G.placeholder((None, 128), F64, name="x")
+    loss = G.sum(G.square(x @ big))
+    before = big.value.copy()
+    copy = weakref.ref(big.value.base)
+    plan = compile(loss, batch_size=2)  # evaluation only: the plan still takes the copy
+    gc.collect()
+    assert copy() is None and np.shares_memory(big.value, plan.param_arena)
+    np.testing.assert_array_equal(big.value, before)
+    del plan
+    gc.collect()  # the collected plan gives the parameter a copy of its own again
+    assert isinstance(big.value.base, mmap.mmap)
+    np.testing.assert_array_equal(big.value, before)
+
+
+def test_a_dense_backward_overwrites_its_incoming_gradient(rng):
+    """relu layers: each dense backward's diff_pre takes the slot of its diff_dst (read by
+    nothing after it), so the arena holds one gradient buffer per layer width, not two."""
+    x = G.placeholder((None, 20), F64, name="x")
+    y = G.placeholder((None,), np.int64, name="y")
+    h = x
+    for a, b in ((20, 30), (30, 30), (30, 5)):
+        h = h @ G.parameter(rng.standard_normal((a, b)) / 5) + G.parameter(np.zeros(b))
+        h = G.relu(h) if b != 5 else h
+    loss = G.softmax_cross_entropy(h, y)
+    plan = compile(loss, loss=loss, optimizer=Momentum(0.1, 0.9), batch_size=16)
+    backward = [ins for ins in plan.instructions if ins.opcode == "dense_backward"]
+    in_place = [ins for ins in backward if ins.refs[4] is not None]
+    assert len(in_place) == 2
+    for ins in in_place:
+        (dst, _), (pre, _) = ins.refs[3], ins.refs[4]
+        assert dst is not pre and (pre.arena, pre.offset) == (dst.arena, dst.offset)
+    assert plan.memory.arena < plan.memory.naive
+    # the step still equals the reference interpreter's gradients
+    feed = {x: rng.standard_normal((16, 20)), y: rng.integers(0, 5, 16)}
+    params = list(plan.params)
+    grads = G.evaluate(G.grad(loss, params), feed)
+    kept = compile(loss, loss=loss, batch_size=16)
+    kept.run(feed)
+    for p, g in zip(params, grads, strict=True):
+        np.testing.assert_allclose(kept.grads[p], g, rtol=1e-12, atol=1e-14)
+
+
 # ---- import ffnc --------------------------------------------------------------------------------
 
 LAZY = ("compiler", "datasets", "diagnosis", "graph", "io", "kernels", "nn", "optim", "train")
@@ -276,6 +328,29 @@ def test_import_ffnc_imports_no_subpackage_until_used():
         """)
     assert not [m for m in result["loaded"] if m.split(".")[1] in LAZY], result["loaded"]
     assert result["nn"] and "nn" in result["after_nn"]
+
+
+def test_ffnc_graph_imports_its_optional_modules_on_first_use():
+    result = _run_python("""
+        import json, sys
+        import ffnc.graph as G
+        optional = ["check", "forward", "higher", "interpreter"]
+        before = [m for m in optional if "ffnc.graph." + m in sys.modules]
+        evaluate, hvp, names = G.evaluate, G.hvp, dir(G)
+        try:
+            G.no_such_name
+            missing = "no error"
+        except AttributeError as exc:
+            missing = str(exc)
+        print(json.dumps({
+            "before": before,
+            "same": [evaluate is sys.modules["ffnc.graph.interpreter"].evaluate,
+                     hvp is sys.modules["ffnc.graph.higher"].hvp],
+            "dir": all(n in names for n in G.__all__), "missing": missing,
+        }))
+        """)
+    assert result["before"] == [] and all(result["same"]) and result["dir"]
+    assert "no_such_name" in result["missing"]
 
 
 def test_every_public_name_resolves_as_before():

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ffnc import _core
-from ffnc._memory import MEMORY_LIMIT, check_allocation, format_bytes
+from ffnc._memory import (
+    MEMORY_LIMIT,
+    check_allocation,
+    format_bytes,
+    owns_its_memory,
+    page_backed_copy,
+)
 from ffnc.compiler.fuse_update import fusable, fuse_momentum
 from ffnc.compiler.lower import Lowering, shape_size
 from ffnc.compiler.memory import plan_activations
@@ -289,7 +295,7 @@ def _hands_over(value: np.ndarray, trained: bool) -> bool:
     this plan trains it; a writable array is someone else's storage, never."""
     if value.flags.writeable:
         return False
-    return value.flags.owndata or trained
+    return owns_its_memory(value) or trained
 
 
 def _release(bound: list[tuple[Node, np.ndarray]]) -> None:
@@ -297,7 +303,7 @@ def _release(bound: list[tuple[Node, np.ndarray]]) -> None:
     values, so the plan's arenas can be freed."""
     for node, view in bound:
         if node.value is view:
-            own = view.copy()
+            own = page_backed_copy(view)
             own.flags.writeable = False
             node.value = own
 

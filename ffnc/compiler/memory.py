@@ -3,8 +3,10 @@
 A value lives from the first instruction that touches it (its producer) to the last one; the
 outputs a run returns live to the end. Slices are assigned in instruction order, first fit
 in a free list, and a value freed by an instruction is reusable only from the next one on, so
-no instruction ever finds an output sharing memory with one of its inputs. Sizes are taken at
-the largest batch the plan serves.
+no instruction ever finds an output sharing memory with one of its inputs, with one
+exception the kernel allows: a dense backward's activation-derivative product (diff_pre)
+overwrites its incoming gradient (diff_dst) when that gradient is read by nothing after it.
+Sizes are taken at the largest batch the plan serves.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def plan_activations(instrs: list[Instr], keep: list[Value], max_batch: int) -> 
     for v in keep:
         if v.arena == "acts" and id(v) in last:
             last[id(v)] = end
+    in_place = _in_place(instrs, first, last)
+    owner: dict[int, Value] = {}  # an in-place value -> the value whose slice it uses
+    for pre, dst in in_place:  # pre takes dst's slice, which lives on as long as pre does
+        root = owner.get(id(dst), dst)
+        owner[id(pre)] = root
+        last[id(root)] = max(last[id(root)], last.pop(id(pre)))
+        del by_id[id(pre)], first[id(pre)]
     born: dict[int, list[Value]] = {}
     dies: dict[int, list[Value]] = {}
     for key, v in by_id.items():
@@ -92,4 +101,24 @@ def plan_activations(instrs: list[Instr], keep: list[Value], max_batch: int) -> 
             v.offset = free.take(size)
         for v in dies.get(i, []):
             free.give(v.offset, _aligned(max(size_at(v.size, max_batch), 1)))
-    return MemoryReport(arena=free.top, naive=naive, values=len(by_id))
+    for pre, _ in in_place:
+        pre.offset = owner[id(pre)].offset
+        naive += _aligned(max(size_at(pre.size, max_batch), 1))
+    return MemoryReport(arena=free.top, naive=naive, values=len(by_id) + len(in_place))
+
+
+def _in_place(instrs: list[Instr], first: dict[int, int],
+              last: dict[int, int]) -> list[tuple[Value, Value]]:
+    """(diff_pre, diff_dst) of each dense backward whose diff_pre is born there and whose
+    diff_dst, of the same size, dies there: diff_pre can overwrite it (ffnc_dense_backward
+    computes diff_pre in one pass over diff_dst, element by element, before anything else)."""
+    pairs = []
+    for i, instr in enumerate(instrs):
+        if instr.opcode != "dense_backward" or instr.refs[3] is None or instr.refs[4] is None:
+            continue
+        (dst, dst_extra), (pre, pre_extra) = instr.refs[3], instr.refs[4]
+        if dst.arena == pre.arena == "acts" and dst_extra == pre_extra == 0 and \
+                dst is not pre and dst.size == pre.size and first.get(id(pre)) == i and \
+                last.get(id(dst)) == i:
+            pairs.append((pre, dst))
+    return pairs

@@ -20,12 +20,11 @@ Conventions at non-differentiable points: relu'(0) = 0, |x|'(0) = 0, hard_tanh'(
 leaky_relu'(0) = elu'(0) = alpha; maximum/minimum ties and group_max ties go to the first.
 """
 
+import importlib
+from typing import Any
+
 # The op families must be registered before anything builds a node.
 from ffnc.graph import ops  # noqa: I001
-from ffnc.graph.check import GradcheckError, GradcheckReport, gradcheck
-from ffnc.graph.forward import jvp
-from ffnc.graph.higher import HVP_DEFAULT, HVP_MODES, JacobianResult, hessian, hvp, jacobian
-from ffnc.graph.interpreter import evaluate
 from ffnc.graph.ir import Node, constant, count_nodes, parameter, placeholder, topo_order
 from ffnc.graph.ops import (
     ACTIVATIONS,
@@ -86,6 +85,28 @@ from ffnc.graph.ops import (
 )
 from ffnc.graph.reverse import grad, vjp
 from ffnc.graph.simplify import simplify
+
+# What building, differentiating in reverse mode and compiling a graph do not need is imported
+# on first use (PEP 562), which keeps a training process's memory down.
+_LAZY = {
+    "GradcheckError": "check", "GradcheckReport": "check", "gradcheck": "check",
+    "jvp": "forward", "evaluate": "interpreter",
+    **dict.fromkeys(("HVP_DEFAULT", "HVP_MODES", "JacobianResult", "hessian", "hvp",
+                     "jacobian"), "higher"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ffnc.graph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ffnc.graph.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "ACTIVATIONS", "HVP_DEFAULT", "HVP_MODES", "LOSSES", "REGISTRY",

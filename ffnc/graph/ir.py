@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ffnc._memory import page_backed_copy
 from ffnc._validate import flag, int64_count
 from ffnc.graph.ops.registry import REGISTRY
 
@@ -258,10 +259,11 @@ def parameter(value: Any, name: str | None = None) -> Node:
     several plans). The values are never written through ``value``: change them in the plan
     (``plan.params[node]``), or build a new parameter."""
     _check_name("parameter", name)
-    arr = np.array(value, copy=True)
+    arr = np.asarray(value)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"parameter {name or ''}: value must be a float32 or float64 array, "
                         f"got dtype {arr.dtype}; convert it explicitly")
+    arr = page_backed_copy(arr)  # handed over at compile: its memory must go back at once
     arr.flags.writeable = False
     return Node("parameter", (), {}, (arr.shape,), (arr.dtype,), name, arr)
 

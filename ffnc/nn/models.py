@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import ffnc.graph as G
+from ffnc._memory import page_backed_empty
 from ffnc.graph.ir import FLOAT_DTYPES, Node, format_shape
 from ffnc.nn import losses as _losses
 from ffnc.nn.layers import Layer, default_label, layer_from_config
@@ -126,7 +127,7 @@ class Network(Module):
             layer.input_shapes, layer.built_output_shape = in_shapes, out_shape
             shapes.append(out_shape)
         total = sum(v.size for _, v in initial)
-        flat = np.empty(total, dtype=self.dtype)
+        flat = page_backed_empty((total,), self.dtype)  # freed at once when a plan binds
         offset = 0
         nodes: dict[str, Node] = {}
         for name, value in initial:
