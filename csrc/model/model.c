@@ -259,12 +259,78 @@ typedef struct train_layout {
     size_t loss, acts;
 } train_layout;
 
-/* The training step: forward, loss, backward, one optimizer update over every parameter. */
+/* Weights of at least this many elements take their gradient straight into the momentum
+ * velocity (the rule and threshold of ffnc's compiler, ffnc/compiler/fuse_update.py: below it
+ * the extra update instruction costs about what the saved pass does). */
+#define MODEL_FUSE_MIN_SIZE 4096
+
+static int weight_fused(const ffnc_model *m, const ffnc_train_config *c, size_t l) {
+    return c->optimizer == FFNC_OPTIMIZER_MOMENTUM && !c->nesterov && c->weight_decay == 0 &&
+           c->momentum > 0 && m->sizes[l] * m->sizes[l + 1] >= MODEL_FUSE_MIN_SIZE;
+}
+
+/* The optimizer update over every parameter (see build_train_plan). */
+static void emit_update(builder *b, const ffnc_model *m, const ffnc_train_config *c) {
+    size_t L = m->n_layers, P = m->n_params;
+    int fused = 0;
+    for (size_t l = 0; l < L; l++) fused |= weight_fused(m, c, l);
+    ffnc_plan_instr *up;
+    if (fused) {
+        for (size_t l = 0; l < L; l++) { /* arena order: W then b of each layer */
+            size_t w = m->weight_offset[l], nw = m->sizes[l] * m->sizes[l + 1];
+            size_t first = w, count = nw + m->sizes[l + 1];
+            if (weight_fused(m, c, l)) {
+                up = emit(b, FFNC_OP_SGD);
+                up->n = fixed(nw);
+                up->hyper[0] = c->learning_rate;
+                up->refs[0] = arena_ref(FFNC_PLAN_PARAMS, w);
+                up->refs[1] = arena_ref(FFNC_PLAN_STATE, w);
+                first = m->bias_offset[l], count = m->sizes[l + 1];
+            }
+            up = emit(b, FFNC_OP_MOMENTUM);
+            up->n = fixed(count);
+            up->hyper[0] = c->learning_rate, up->hyper[1] = c->momentum;
+            up->refs[0] = arena_ref(FFNC_PLAN_PARAMS, first);
+            up->refs[1] = arena_ref(FFNC_PLAN_GRADS, first);
+            up->refs[2] = arena_ref(FFNC_PLAN_STATE, first);
+        }
+        return;
+    }
+    switch (c->optimizer) {
+    case FFNC_OPTIMIZER_SGD:
+        up = emit(b, FFNC_OP_SGD);
+        up->hyper[0] = c->learning_rate, up->hyper[1] = c->weight_decay;
+        break;
+    case FFNC_OPTIMIZER_MOMENTUM:
+        up = emit(b, FFNC_OP_MOMENTUM);
+        up->hyper[0] = c->learning_rate, up->hyper[1] = c->momentum;
+        up->hyper[2] = c->weight_decay;
+        up->flags = c->nesterov ? FFNC_PLAN_NESTEROV : 0;
+        up->refs[2] = arena_ref(FFNC_PLAN_STATE, 0);
+        break;
+    default:
+        up = emit(b, FFNC_OP_ADAM);
+        up->hyper[0] = c->learning_rate, up->hyper[1] = c->beta1, up->hyper[2] = c->beta2;
+        up->hyper[3] = c->eps, up->hyper[4] = c->weight_decay;
+        up->flags = c->decoupled_weight_decay ? FFNC_PLAN_DECOUPLED : 0;
+        up->refs[2] = arena_ref(FFNC_PLAN_STATE, 0);
+        up->refs[3] = arena_ref(FFNC_PLAN_STATE, P);
+        break;
+    }
+    up->n = fixed(P);
+    up->refs[0] = arena_ref(FFNC_PLAN_PARAMS, 0), up->refs[1] = arena_ref(FFNC_PLAN_GRADS, 0);
+}
+
+/* The training step: forward, loss, backward, the optimizer update over every parameter. With
+ * heavy-ball momentum (no Nesterov, no weight decay), each large weight gradient is added
+ * straight into its velocity by its DENSE_BACKWARD (FFNC_PLAN_BETA: v = momentum v + x^T d)
+ * and never stored; those weights are then updated by SGD from the velocity, the rest by
+ * MOMENTUM per layer. Otherwise one update instruction covers every parameter. */
 static ffnc_status build_train_plan(const ffnc_model *m, const ffnc_train_config *c,
                                     size_t max_batch, ffnc_plan **plan, size_t *loss_offset) {
     size_t L = m->n_layers;
     size_t *offsets = malloc(3 * L * sizeof(size_t));
-    ffnc_plan_instr *ins = malloc((2 * L + 3) * sizeof(ffnc_plan_instr));
+    ffnc_plan_instr *ins = malloc((4 * L + 3) * sizeof(ffnc_plan_instr));
     ffnc_status s = FFNC_OK;
     if (!offsets || !ins) s = FFNC_ERR_OUT_OF_MEMORY;
     train_layout lay = {offsets, offsets + L, offsets + 2 * L, 0, 0};
@@ -330,33 +396,15 @@ static ffnc_status build_train_plan(const ffnc_model *m, const ffnc_train_config
         if (l > 0) in->refs[5] = arena_ref(FFNC_PLAN_ACTS, lay.dh[l - 1]);
         in->refs[6] = arena_ref(FFNC_PLAN_GRADS, m->weight_offset[l]);
         in->refs[7] = arena_ref(FFNC_PLAN_GRADS, m->bias_offset[l]);
+        if (weight_fused(m, c, l)) {
+            in->refs[6] = arena_ref(FFNC_PLAN_STATE, m->weight_offset[l]);
+            in->flags |= FFNC_PLAN_BETA;
+            in->hyper[0] = c->momentum;
+        }
     }
-    size_t P = m->n_params;
-    ffnc_plan_instr *up;
-    switch (c->optimizer) {
-    case FFNC_OPTIMIZER_SGD:
-        up = emit(&b, FFNC_OP_SGD);
-        up->hyper[0] = c->learning_rate, up->hyper[1] = c->weight_decay;
-        break;
-    case FFNC_OPTIMIZER_MOMENTUM:
-        up = emit(&b, FFNC_OP_MOMENTUM);
-        up->hyper[0] = c->learning_rate, up->hyper[1] = c->momentum;
-        up->hyper[2] = c->weight_decay;
-        up->flags = c->nesterov ? FFNC_PLAN_NESTEROV : 0;
-        up->refs[2] = arena_ref(FFNC_PLAN_STATE, 0);
-        break;
-    default:
-        up = emit(&b, FFNC_OP_ADAM);
-        up->hyper[0] = c->learning_rate, up->hyper[1] = c->beta1, up->hyper[2] = c->beta2;
-        up->hyper[3] = c->eps, up->hyper[4] = c->weight_decay;
-        up->flags = c->decoupled_weight_decay ? FFNC_PLAN_DECOUPLED : 0;
-        up->refs[2] = arena_ref(FFNC_PLAN_STATE, 0);
-        up->refs[3] = arena_ref(FFNC_PLAN_STATE, P);
-        break;
-    }
-    up->n = fixed(P);
-    up->refs[0] = params, up->refs[1] = arena_ref(FFNC_PLAN_GRADS, 0);
+    emit_update(&b, m, c);
 
+    size_t P = m->n_params;
     int int64_targets = m->loss == FFNC_LOSS_SOFTMAX_XENT;
     ffnc_plan_input inputs[2] = {
         {FFNC_PLAN_INPUT_FLOAT, {0, m->sizes[0]}},

@@ -10,14 +10,15 @@
 
 /* ---- the reference -------------------------------------------------------------------------- */
 
-#define MAXW 16
+#define MAXW 72
 #define MAXL 4
+#define MAXP 8192 /* parameters */
 
 typedef struct ref_net {
     size_t L, sizes[MAXL + 1];
     ffnc_activation acts[MAXL];
     ffnc_loss loss;
-    double p[1024];
+    double p[MAXP];
     size_t wo[MAXL], bo[MAXL], n_params;
 } ref_net;
 
@@ -109,7 +110,7 @@ static double ref_loss_grad(const ref_net *r, size_t rows, const double *x, cons
 }
 
 typedef struct ref_opt {
-    double v[1024], m[1024], s[1024];
+    double v[MAXP], m[MAXP], s[MAXP];
     int64_t step;
 } ref_opt;
 
@@ -198,7 +199,7 @@ static void test_training_matches_reference(void) {
                     for (int e = 0; e < EPOCHS; e++)
                         for (int first = 0; first < ROWS; first += BATCH) {
                             int rows = ROWS - first < BATCH ? ROWS - first : BATCH;
-                            double g[1024];
+                            double g[MAXP];
                             const void *tb = loss == FFNC_LOSS_SOFTMAX_XENT
                                                  ? (const void *)(labels + first)
                                                  : (const void *)(yv + first * 4);
@@ -217,7 +218,7 @@ static void test_training_matches_reference(void) {
                         CHECK_CLOSE(losses[e], ref_losses[e] / ROWS, 1e-10, 1e-12);
 
                     /* predictions and evaluation of the trained model */
-                    double pred[ROWS * 4], ref_loss = 0, dummy[1024];
+                    double pred[ROWS * 4], ref_loss = 0, dummy[MAXP];
                     CHECK_OK(ffnc_model_predict(m, ROWS, x, pred));
                     size_t correct = 0;
                     for (int row = 0; row < ROWS; row++) {
@@ -247,6 +248,66 @@ static void test_training_matches_reference(void) {
                     if (loss == FFNC_LOSS_BCE) CHECK(accuracy >= 0 && accuracy <= 1);
                     ffnc_model_destroy(m);
                 }
+    }
+}
+
+/* Momentum without weight decay on a model whose first weight matrix (64 x 70 = 4480
+ * elements) is large enough to take its gradient straight into the velocity (the second,
+ * 70 x 4, is not): training matches the reference update v = mu v + g; p -= lr v, in both
+ * dtypes and on every ISA path. */
+static void test_momentum_into_velocity_matches_reference(void) {
+    const size_t sizes[3] = {64, 70, 4};
+    const ffnc_activation acts[2] = {FFNC_ACT_RELU, FFNC_ACT_IDENTITY};
+    enum { ROWS = 7, BATCH = 3, EPOCHS = 2, IN = 64 };
+    unsigned long long seed = 21;
+    static double x[ROWS * IN], g[MAXP];
+    float x32[ROWS * IN];
+    int64_t labels[ROWS];
+    for (int i = 0; i < ROWS * IN; i++) x32[i] = (float)(x[i] = check_uniform(&seed, -1, 1));
+    for (int i = 0; i < ROWS; i++) labels[i] = i % 4;
+    const ffnc_dtype dtypes[2] = {FFNC_F64, FFNC_F32};
+    FOR_EACH_ISA(isa) {
+        for (int d = 0; d < 2; d++) {
+            ffnc_model *m = make(dtypes[d], 2, sizes, acts, FFNC_LOSS_SOFTMAX_XENT, 9);
+            if (!m) return;
+            static ref_net r;
+            r = (ref_net){2, {64, 70, 4}, {acts[0], acts[1]}, FFNC_LOSS_SOFTMAX_XENT, {0}, {0},
+                          {0}, 0};
+            ref_layout(&r);
+            void *p;
+            size_t n;
+            ffnc_model_params(m, &p, &n);
+            for (size_t i = 0; i < n; i++)
+                r.p[i] = dtypes[d] == FFNC_F64 ? ((double *)p)[i] : ((float *)p)[i];
+            ffnc_train_config c;
+            CHECK_OK(ffnc_train_config_init(&c, FFNC_OPTIMIZER_MOMENTUM));
+            c.learning_rate = 0.05, c.momentum = 0.9, c.weight_decay = 0;
+            c.batch_size = BATCH, c.epochs = EPOCHS, c.shuffle = 0;
+            static ref_opt o;
+            memset(&o, 0, sizeof o);
+            for (int e = 0; e < EPOCHS; e++)
+                for (int first = 0; first < ROWS; first += BATCH) {
+                    int rows = ROWS - first < BATCH ? ROWS - first : BATCH;
+                    ref_loss_grad(&r, (size_t)rows, x + first * IN, labels + first, g);
+                    ref_update(&r, &o, &c, g);
+                }
+            const void *data = dtypes[d] == FFNC_F64 ? (const void *)x : (const void *)x32;
+            CHECK_OK(ffnc_model_train(m, &c, ROWS, data, labels, NULL));
+            ffnc_model_params(m, &p, &n);
+            double worst = 0;
+            for (size_t i = 0; i < n; i++) {
+                double got = dtypes[d] == FFNC_F64 ? ((double *)p)[i] : ((float *)p)[i];
+                double e = fabs(got - r.p[i]);
+                worst = e > worst ? e : worst;
+            }
+            double tol = dtypes[d] == FFNC_F64 ? 1e-10 : 2e-5;
+            check_total++;
+            if (!(worst <= tol)) {
+                check_failed++;
+                fprintf(stderr, "isa %d dtype %d: momentum params differ by %g\n", isa, d, worst);
+            }
+            ffnc_model_destroy(m);
+        }
     }
 }
 
@@ -673,6 +734,7 @@ static void test_python_style_files(void) {
 
 int main(void) {
     test_training_matches_reference();
+    test_momentum_into_velocity_matches_reference();
     test_initialization();
     test_determinism();
     test_predict_many_rows();
