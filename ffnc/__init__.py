@@ -9,6 +9,7 @@ imported on first use (PEP 562), so a process pays only for the parts it uses.
 
 import importlib
 
+from ffnc import _threadpool_hook
 from ffnc._core import (
     check_isa_environment,
     get_isa,
@@ -46,19 +47,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | _SUBMODULES | set(_FUNCTIONS))
 
 
-def _register_with_threadpoolctl() -> None:
-    # threadpoolctl is optional (scikit-learn brings it); when it is installed, its
-    # threadpool_info() lists ffnc's pool and threadpool_limits() caps it (ffnc/_threadpool.py).
-    try:
-        import threadpoolctl  # noqa: F401
-    except ImportError:
-        return
-    from ffnc._threadpool import register
-
-    register()
-
-
-_register_with_threadpoolctl()
+# threadpoolctl is optional (scikit-learn brings it); when it is installed, its threadpool_info()
+# lists ffnc's pool and threadpool_limits() caps it (ffnc/_threadpool.py), once it is imported.
+_threadpool_hook.install()
 
 
 def cpu_model() -> str:

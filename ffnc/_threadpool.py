@@ -8,7 +8,8 @@ list ffnc's pool (internal_api "ffnc", user_api "openmp") and makes `threadpool_
 limit (`ffnc_set_thread_limit` in the C core): like OpenMP's own setting, a limit applies to
 calls made from the thread that set it.
 
-Registered by `import ffnc` when threadpoolctl is installed; threadpoolctl is not a dependency.
+Registered when both ffnc and threadpoolctl are imported, in either order (see
+ffnc/_threadpool_hook.py); threadpoolctl is not a dependency.
 """
 
 import ctypes

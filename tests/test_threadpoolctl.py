@@ -52,6 +52,32 @@ def _run_python(code, env=None, timeout=120):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.parametrize("order", ["ffnc_first", "threadpoolctl_first"])
+def test_either_import_order_registers_and_ffnc_alone_does_not_import_threadpoolctl(order):
+    first, second = ("ffnc", "threadpoolctl") if order == "ffnc_first" else \
+        ("threadpoolctl", "ffnc")
+    result = _run_python(f"""
+        import json, sys
+        import {first}
+        loaded_early = "threadpoolctl" in sys.modules
+        import {second}
+        import ffnc, threadpoolctl
+        ffnc.set_num_threads(2)
+        with threadpoolctl.threadpool_limits(1):
+            inside = ffnc.get_num_threads()
+        print(json.dumps({{
+            "loaded_early": loaded_early,
+            "pools": [p["internal_api"] for p in threadpoolctl.threadpool_info()],
+            "inside": inside, "after": ffnc.get_num_threads(),
+            "finders": [type(f).__name__ for f in sys.meta_path],
+        }}))
+        """)
+    assert result["loaded_early"] == (order == "threadpoolctl_first")
+    assert result["pools"].count("ffnc") == 1
+    assert (result["inside"], result["after"]) == (1, 2)
+    assert "_ThreadpoolctlFinder" not in result["finders"]  # it steps aside once done
+
+
 def test_threadpool_info_lists_ffncs_pool():
     pools = _ffnc_pools()
     assert len(pools) == 1, threadpoolctl.threadpool_info()
