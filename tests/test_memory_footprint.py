@@ -273,9 +273,9 @@ def test_large_parameter_copies_have_pages_of_their_own(rng):
     np.testing.assert_array_equal(big.value, before)
 
 
-def test_a_dense_backward_overwrites_its_incoming_gradient(rng):
-    """relu layers: each dense backward's diff_pre takes the slot of its diff_dst (read by
-    nothing after it), so the arena holds one gradient buffer per layer width, not two."""
+def test_a_dense_backward_overwrites_what_dies_in_it(rng):
+    """relu layers: each dense backward's diff_pre takes the slot of its diff_dst, and its
+    diff_src the slot of the saved activation, when nothing after it reads them."""
     x = G.placeholder((None, 20), F64, name="x")
     y = G.placeholder((None,), np.int64, name="y")
     h = x
@@ -290,7 +290,10 @@ def test_a_dense_backward_overwrites_its_incoming_gradient(rng):
     for ins in in_place:
         (dst, _), (pre, _) = ins.refs[3], ins.refs[4]
         assert dst is not pre and (pre.arena, pre.offset) == (dst.arena, dst.offset)
-    assert plan.memory.arena < plan.memory.naive
+    (saved, _), (diff_src, _) = in_place[0].refs[2], in_place[0].refs[5]  # the 30 -> 30 layer
+    assert saved is not diff_src and (saved.arena, saved.offset) == ("acts", diff_src.offset)
+    # three 16 x 30 buffers (h1; h2, then dh1 over it; dh2) and the logits' small ones
+    assert plan.memory.arena <= 3 * 16 * 30 + 256 < plan.memory.naive
     # the step still equals the reference interpreter's gradients
     feed = {x: rng.standard_normal((16, 20)), y: rng.integers(0, 5, 16)}
     params = list(plan.params)

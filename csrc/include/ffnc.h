@@ -339,8 +339,10 @@ ffnc_status ffnc_dense_forward(ffnc_dtype dtype, size_t m, size_t n, size_t k, c
  * diff_dst; may be NULL when act is identity, then diff_dst is used) and diff_bias (n, or NULL)
  * = the column sums of diff_pre (rows in increasing order, in double, as ffnc_bias_backward).
  * Then diff_weights (shaped like W, or NULL) = src^T diff_pre (or its transpose), and diff_src
- * (m x k, or NULL) = diff_pre op(W)^T. With accumulate_params != 0, diff_weights and diff_bias
- * are added to instead of set; with accumulate_src != 0, diff_src is. */
+ * (m x k, or NULL) = diff_pre op(W)^T; diff_src may start where saved does (saved is read by
+ * the first pass only), which lets a caller reuse saved's memory. With accumulate_params != 0,
+ * diff_weights and diff_bias are added to instead of set; with accumulate_src != 0, diff_src
+ * is. */
 ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, const void *src,
                                 const void *weights, int trans_weights, ffnc_activation act,
                                 double alpha, const void *saved, const void *diff_dst,

@@ -387,11 +387,14 @@ static int ranges_overlap(ffnc_plan_ref a, size_t na, ffnc_plan_ref b, size_t nb
     return a.offset < b.offset + nb && b.offset < a.offset + na;
 }
 
-/* The in-place uses a kernel documents: ffnc_dense_backward's diff_pre may be diff_dst. */
+/* The in-place uses a kernel documents: ffnc_dense_backward's diff_pre may be diff_dst, and
+ * its diff_src may start where saved does (without ACCUMULATE_SRC, which would read it). */
 static int exactly_in_place(const ffnc_plan_instr *in, int w, int r) {
-    return in->opcode == FFNC_OP_DENSE_BACKWARD && w == 4 && r == 3 &&
-           in->refs[3].arena == in->refs[4].arena && in->refs[3].slot == in->refs[4].slot &&
-           in->refs[3].offset == in->refs[4].offset;
+    if (in->opcode != FFNC_OP_DENSE_BACKWARD) return 0;
+    int pre_over_diff = w == 4 && r == 3;
+    int src_over_saved = w == 5 && r == 2 && !(in->flags & FFNC_PLAN_ACCUMULATE_SRC);
+    return (pre_over_diff || src_over_saved) && in->refs[r].arena == in->refs[w].arena &&
+           in->refs[r].slot == in->refs[w].slot && in->refs[r].offset == in->refs[w].offset;
 }
 
 /* Checks one instruction at one batch size. The needed sizes are affine or products of affine

@@ -3,9 +3,10 @@
 A value lives from the first instruction that touches it (its producer) to the last one; the
 outputs a run returns live to the end. Slices are assigned in instruction order, first fit
 in a free list, and a value freed by an instruction is reusable only from the next one on, so
-no instruction ever finds an output sharing memory with one of its inputs, with one
-exception the kernel allows: a dense backward's activation-derivative product (diff_pre)
-overwrites its incoming gradient (diff_dst) when that gradient is read by nothing after it.
+no instruction ever finds an output sharing memory with one of its inputs, with the two
+exceptions the kernel allows: a dense backward's activation-derivative product (diff_pre)
+overwrites its incoming gradient (diff_dst), and its input gradient (diff_src) the saved
+activation its first pass reads, each when the value overwritten is read by nothing after it.
 Sizes are taken at the largest batch the plan serves.
 """
 
@@ -82,11 +83,11 @@ def plan_activations(instrs: list[Instr], keep: list[Value], max_batch: int) -> 
             last[id(v)] = end
     in_place = _in_place(instrs, first, last)
     owner: dict[int, Value] = {}  # an in-place value -> the value whose slice it uses
-    for pre, dst in in_place:  # pre takes dst's slice, which lives on as long as pre does
-        root = owner.get(id(dst), dst)
-        owner[id(pre)] = root
-        last[id(root)] = max(last[id(root)], last.pop(id(pre)))
-        del by_id[id(pre)], first[id(pre)]
+    for new, old in in_place:  # new takes old's slice, which lives on as long as new does
+        root = owner.get(id(old), old)
+        owner[id(new)] = root
+        last[id(root)] = max(last[id(root)], last.pop(id(new)))
+        del by_id[id(new)], first[id(new)]
     born: dict[int, list[Value]] = {}
     dies: dict[int, list[Value]] = {}
     for key, v in by_id.items():
@@ -101,24 +102,34 @@ def plan_activations(instrs: list[Instr], keep: list[Value], max_batch: int) -> 
             v.offset = free.take(size)
         for v in dies.get(i, []):
             free.give(v.offset, _aligned(max(size_at(v.size, max_batch), 1)))
-    for pre, _ in in_place:
-        pre.offset = owner[id(pre)].offset
-        naive += _aligned(max(size_at(pre.size, max_batch), 1))
+    for new, _ in in_place:
+        new.offset = owner[id(new)].offset
+        naive += _aligned(max(size_at(new.size, max_batch), 1))
     return MemoryReport(arena=free.top, naive=naive, values=len(by_id) + len(in_place))
+
+
+# (written, overwritten) operands of a dense backward: diff_pre over diff_dst, diff_src over
+# saved. ffnc_dense_backward first computes diff_pre in one pass over diff_dst and saved,
+# element by element, and only then the products that write diff_weights and diff_src.
+_OVERWRITES = ((4, 3), (5, 2))
 
 
 def _in_place(instrs: list[Instr], first: dict[int, int],
               last: dict[int, int]) -> list[tuple[Value, Value]]:
-    """(diff_pre, diff_dst) of each dense backward whose diff_pre is born there and whose
-    diff_dst, of the same size, dies there: diff_pre can overwrite it (ffnc_dense_backward
-    computes diff_pre in one pass over diff_dst, element by element, before anything else)."""
+    """(new, old) pairs of values where a dense backward's output `new` is born and the
+    operand `old` it may overwrite, of the same size, dies: new takes old's slice."""
     pairs = []
+    taken: set[int] = set()  # each old value gives its slice to one new value
     for i, instr in enumerate(instrs):
-        if instr.opcode != "dense_backward" or instr.refs[3] is None or instr.refs[4] is None:
+        if instr.opcode != "dense_backward":
             continue
-        (dst, dst_extra), (pre, pre_extra) = instr.refs[3], instr.refs[4]
-        if dst.arena == pre.arena == "acts" and dst_extra == pre_extra == 0 and \
-                dst is not pre and dst.size == pre.size and first.get(id(pre)) == i and \
-                last.get(id(dst)) == i:
-            pairs.append((pre, dst))
+        for w, r in _OVERWRITES:
+            if instr.refs[w] is None or instr.refs[r] is None:
+                continue
+            (new, new_extra), (old, old_extra) = instr.refs[w], instr.refs[r]
+            if new.arena == old.arena == "acts" and new_extra == old_extra == 0 and \
+                    new is not old and new.size == old.size and first.get(id(new)) == i and \
+                    last.get(id(old)) == i and id(old) not in taken:
+                taken.add(id(old))
+                pairs.append((new, old))
     return pairs
