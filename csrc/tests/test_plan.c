@@ -149,6 +149,55 @@ static void test_momentum_into_velocity(void) {
     }
 }
 
+/* A dense backward may write diff_src over the saved activation its first pass reads (the
+ * memory planner's reuse): the same results as with diff_src elsewhere; with ACCUMULATE_SRC,
+ * which would read diff_src, the overlap is refused. Relu layer, K = N = 3, rows from slot 0
+ * (x) and slot 1 (the incoming gradient). */
+static void test_diff_src_over_saved(void) {
+    enum { R = 4, D = 3, RD = R * D };
+    double x[RD], dy[RD], results[2][RD];
+    unsigned long long seed = 17;
+    fixture_fill(FFNC_F64, x, RD, &seed, -1, 1);
+    fixture_fill(FFNC_F64, dy, RD, &seed, -1, 1);
+    const void *inputs[2] = {x, dy};
+    ffnc_plan_input slots[2] = {{FFNC_PLAN_INPUT_FLOAT, {0, D}}, {FFNC_PLAN_INPUT_FLOAT, {0, D}}};
+    for (int shared = 0; shared < 2; shared++) {
+        ffnc_plan_instr in[2] = {{0}, {0}};
+        in[0].opcode = FFNC_OP_DENSE_FORWARD, in[0].subop = FFNC_ACT_RELU;
+        in[0].m = rows(), in[0].n = fixed(D), in[0].k = fixed(D);
+        in[0].refs[0] = input(0), in[0].refs[1] = ref(FFNC_PLAN_PARAMS, 0);
+        in[0].refs[4] = ref(FFNC_PLAN_ACTS, 0); /* y = relu(x W): saved */
+        in[1] = in[0];
+        memset(in[1].refs, 0, sizeof in[1].refs);
+        in[1].opcode = FFNC_OP_DENSE_BACKWARD;
+        in[1].refs[0] = input(0), in[1].refs[1] = ref(FFNC_PLAN_PARAMS, 0);
+        in[1].refs[2] = ref(FFNC_PLAN_ACTS, 0), in[1].refs[3] = input(1);
+        in[1].refs[4] = ref(FFNC_PLAN_ACTS, RD);                 /* diff_pre */
+        in[1].refs[5] = ref(FFNC_PLAN_ACTS, shared ? 0 : 2 * RD); /* diff_src */
+        in[1].refs[6] = ref(FFNC_PLAN_GRADS, 0);
+        ffnc_plan_desc d = {FFNC_F64, R, {D * D, D * D, 0, 3 * RD}, 2, slots, 2, in, 0, NULL};
+        ffnc_plan *plan = NULL;
+        CHECK_OK(ffnc_plan_create(&d, &plan, NULL));
+        if (!plan) return;
+        double *params, *acts;
+        size_t n;
+        CHECK_OK(ffnc_plan_arena_data(plan, FFNC_PLAN_PARAMS, (void **)&params, &n));
+        unsigned long long param_seed = 3; /* the same weights in both plans */
+        fixture_fill(FFNC_F64, params, n, &param_seed, -1, 1);
+        CHECK_OK(ffnc_plan_run(plan, R, inputs, NULL));
+        CHECK_OK(ffnc_plan_arena_data(plan, FFNC_PLAN_ACTS, (void **)&acts, &n));
+        memcpy(results[shared], acts + (shared ? 0 : 2 * RD), sizeof results[shared]);
+        ffnc_plan_destroy(plan);
+        if (shared) { /* accumulating into it would read what the first pass left there */
+            in[1].flags = FFNC_PLAN_ACCUMULATE_SRC;
+            plan = (ffnc_plan *)&d;
+            CHECK_STATUS(ffnc_plan_create(&d, &plan, NULL), FFNC_ERR_INVALID_ARGUMENT);
+            CHECK(plan == NULL);
+        }
+    }
+    CHECK(memcmp(results[0], results[1], sizeof results[0]) == 0);
+}
+
 /* Builds the valid plan, applies `mutate` to instruction `which`, expects rejection there. */
 static void expect_rejected(int which, void (*mutate)(ffnc_plan_instr *), const char *what,
                             ffnc_status expected) {
@@ -261,6 +310,7 @@ static void test_step_counter_limit(void) {
 int main(void) {
     test_step_matches_reference();
     test_momentum_into_velocity();
+    test_diff_src_over_saved();
     test_malformed_plans_rejected();
     test_step_counter_limit();
     return check_report("plan");
