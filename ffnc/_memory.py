@@ -9,8 +9,8 @@ checks it here first and raises a MemoryError that says what needed how much.
 
 from __future__ import annotations
 
-import mmap
 import os
+import sys
 
 import numpy as np
 
@@ -73,6 +73,8 @@ def page_backed_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     nbytes = array_bytes(shape, dtype.itemsize)
     if nbytes < PAGE_BACKED_MIN_BYTES:
         return np.empty(shape, dtype)
+    import mmap  # here: a process that never makes such an array does not load the module
+
     return np.ndarray(shape, dtype, buffer=mmap.mmap(-1, nbytes))
 
 
@@ -86,7 +88,10 @@ def page_backed_copy(value: np.ndarray) -> np.ndarray:
 def owns_its_memory(array: np.ndarray) -> bool:
     """Whether `array` is the only user of its memory: it allocated it (numpy's owndata), or
     it is the array page_backed_empty made over its own mapping."""
-    return array.flags.owndata or isinstance(array.base, mmap.mmap)
+    if array.flags.owndata:
+        return True
+    mmap = sys.modules.get("mmap")  # without the module loaded, no array has such a mapping
+    return mmap is not None and isinstance(array.base, mmap.mmap)
 
 
 __all__ = ["MEMORY_LIMIT", "PAGE_BACKED_MIN_BYTES", "array_bytes", "check_allocation",

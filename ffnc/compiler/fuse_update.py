@@ -59,8 +59,7 @@ def fuse_momentum(instrs: list[Instr], opt: Momentum, params: list[Node],
         if slot.size[0] < FUSE_MIN_SIZE or len(uses) != 1 or id(slot) in outputs:
             continue
         ins, i = uses[0]
-        if _PRODUCT_REF.get(ins.opcode) != i or ins.refs[i][1] != 0 or \
-                (ins.opcode == "gemm" and "accumulate" in ins.flags):
+        if _PRODUCT_REF.get(ins.opcode) != i or ins.refs[i][1] != 0 or "accumulate" in ins.flags:
             continue
         ins.refs[i] = (Value(f"velocity({p.label})", slot.size, "state",
                              velocity.offset + slot.offset), 0)
