@@ -101,15 +101,25 @@ KILLER = """
     counts = {"trials": 0, "intact": 0, "versions": [0, 0], "stale_temps_seen": 0,
               "max_temps": 0, "per_save_ms": per_save * 1e3, "bad": []}
     for trial in range(trials):
+        done_one, told = os.pipe()
         pid = os.fork()
         if pid == 0:  # the writer: saves until killed
             try:
+                os.close(done_one)
                 i = trial % 2
+                save(i)
+                os.write(told, b"1")
                 while True:
-                    save(i)
                     i ^= 1
+                    save(i)
             finally:
                 os._exit(1)
+        # The kill comes at a random time after the writer's first whole save (version
+        # trial % 2): on a loaded machine, a kill timed from the fork alone could always land
+        # before any save completed, and no trial would see the other version.
+        os.close(told)
+        os.read(done_one, 1)
+        os.close(done_one)
         time.sleep(rng.uniform(0, 2 * per_save))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
