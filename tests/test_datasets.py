@@ -79,7 +79,8 @@ def test_inverted_sinusoid():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda: datasets.two_moons(1), "n must be an int >= 2"),
+    (lambda: datasets.two_moons(1), "n must be >= 2, got 1"),
+    (lambda: datasets.two_moons(5.0), "n must be an int, got float"),
     (lambda: datasets.spirals(2, 3), "at least classes"),
     (lambda: datasets.spirals(10, 3, noise=-1), "noise"),
     (lambda: datasets.inverted_sinusoid(10, seed=-1), "seed"),

@@ -256,10 +256,14 @@ def test_shape_errors_name_the_layer():
 
 
 def test_layer_argument_errors():
-    with pytest.raises(ValueError, match="units must be an int >= 1"):
+    with pytest.raises(ValueError, match="^Dense: units must be >= 1, got 0$"):
         nn.Dense(0)
-    with pytest.raises(ValueError, match="pieces must be an int >= 1"):
+    with pytest.raises(TypeError, match="^Dense: units must be an int, got float$"):
+        nn.Dense(3.0)
+    with pytest.raises(ValueError, match="^Maxout: pieces must be >= 1, got 0$"):
         nn.Maxout(3, pieces=0)
+    with pytest.raises(TypeError, match="^Maxout: use_bias must be a bool, got int$"):
+        nn.Maxout(3, use_bias=1)
     with pytest.raises(ValueError, match="name must be a non-empty string without '.'"):
         nn.Dense(3, name="a.b")
     with pytest.raises(ValueError, match="unknown initializer 'glorot'"):

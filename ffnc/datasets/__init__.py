@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ffnc._validate import count
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -32,12 +34,6 @@ def _float_dtype(dtype: Any) -> np.dtype:
     if dt not in _FLOATS:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
-
-
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _noise(value: Any) -> float:
@@ -137,7 +133,7 @@ def two_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0, *,
     """Two interleaving half circles: x (n, 2), labels y (n,) int64 in {0, 1} (n // 2 rows of
     class 0 first, then the rest; shuffle or split before use). Gaussian noise of standard
     deviation `noise` is added to the coordinates."""
-    n, noise, dt = _count("n", n, 2), _noise(noise), _float_dtype(dtype)
+    n, noise, dt = count("n", n, 2), _noise(noise), _float_dtype(dtype)
     rng = np.random.default_rng(_seed(seed))
     n0 = n // 2
     a0 = np.linspace(0, np.pi, n0)
@@ -154,7 +150,7 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int | None
     """`classes` interleaved spiral arms in the plane (cs231n's classic): x (n, 2) within
     about [-1, 1]^2, labels y (n,) int64, arm k holding rows [k n / classes, (k+1) n /
     classes). The angle of each point gets Gaussian noise of standard deviation `noise`."""
-    n, classes = _count("n", n, 1), _count("classes", classes, 1)
+    n, classes = count("n", n, 1), count("classes", classes, 1)
     noise, dt = _noise(noise), _float_dtype(dtype)
     if n < classes:
         raise ValueError(f"n ({n}) must be at least classes ({classes})")
@@ -176,7 +172,7 @@ def inverted_sinusoid(n: int = 1000, noise: float = 0.1, seed: int | None = 0, *
     x = t + 0.3 sin(2 pi t) + U(-noise, noise); returns (x, t) as (n, 1) columns, so the
     target t is a multi-valued function of the input x (a least-squares fit averages the
     branches; an MDN models them)."""
-    n, noise, dt = _count("n", n, 1), _noise(noise), _float_dtype(dtype)
+    n, noise, dt = count("n", n, 1), _noise(noise), _float_dtype(dtype)
     rng = np.random.default_rng(_seed(seed))
     t = rng.uniform(0.0, 1.0, n)
     x = t + 0.3 * np.sin(2 * np.pi * t) + rng.uniform(-noise, noise, n)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import ffnc.graph as G
+from ffnc._validate import count, flag
 from ffnc.graph.ir import Node, finite_float, format_shape
 from ffnc.nn import initializers
 from ffnc.nn.initializers import Initializer
@@ -47,18 +48,6 @@ def _check_activation(layer: str, activation: str, alpha: float | None) -> None:
                              f"alpha={alpha!r})")
         if finite_float(alpha) is None or alpha < 0:
             raise ValueError(f"{layer}: alpha must be a finite number >= 0, got {alpha!r}")
-
-
-def _flag(layer: str, what: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{layer}: {what} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def _positive_int(layer: str, what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {what} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 class Layer(Module):
@@ -187,10 +176,10 @@ class Dense(Layer):
                  use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", name: str | None = None) -> None:
         super().__init__(name)
-        self.units = _positive_int("Dense", "units", units)
+        self.units = count("Dense: units", units, 1)
         _check_activation("Dense", activation, alpha)
         self.activation, self.alpha = activation, None if alpha is None else float(alpha)
-        self.use_bias = _flag("Dense", "use_bias", use_bias)
+        self.use_bias = flag("Dense: use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -235,7 +224,7 @@ class LowRank(Dense):
                  name: str | None = None) -> None:
         super().__init__(units, activation, alpha, use_bias, kernel_initializer,
                          bias_initializer, name)
-        self.rank = _positive_int("LowRank", "rank", rank)
+        self.rank = count("LowRank: rank", rank, 1)
 
     def output_shape(self, input_shapes):
         fan_in = self._features(input_shapes)
@@ -285,9 +274,9 @@ class Maxout(Layer):
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  name: str | None = None) -> None:
         super().__init__(name)
-        self.units = _positive_int("Maxout", "units", units)
-        self.pieces = _positive_int("Maxout", "pieces", pieces)
-        self.use_bias = _flag("Maxout", "use_bias", use_bias)
+        self.units = count("Maxout: units", units, 1)
+        self.pieces = count("Maxout: pieces", pieces, 1)
+        self.use_bias = flag("Maxout: use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -329,7 +318,7 @@ class RBF(Layer):
     def __init__(self, units: int, centers_initializer: Any = None,
                  width_initializer: Any = None, name: str | None = None) -> None:
         super().__init__(name)
-        self.units = _positive_int("RBF", "units", units)
+        self.units = count("RBF: units", units, 1)
         self.centers_initializer = initializers.get(
             centers_initializer if centers_initializer is not None
             else initializers.Normal(0.0, 1.0))
@@ -367,7 +356,7 @@ class PReLU(Layer):
     def __init__(self, shared: bool = False, alpha_initializer: Any = None,
                  name: str | None = None) -> None:
         super().__init__(name)
-        self.shared = _flag("PReLU", "shared", shared)
+        self.shared = flag("PReLU: shared", shared)
         self.alpha_initializer = initializers.get(
             alpha_initializer if alpha_initializer is not None else initializers.Constant(0.25))
 
