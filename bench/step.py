@@ -35,7 +35,7 @@ def init(sizes, rng):
              np.zeros(b, np.float32)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
 
 
-def ffnc_step(sizes, batch, weights):
+def ffnc_step(sizes, batch, weights, keep_grads=False):
     import ffnc.graph as G
     from ffnc.compiler import Momentum, compile
 
@@ -47,7 +47,8 @@ def ffnc_step(sizes, batch, weights):
         if i < len(weights) - 1:
             h = G.relu(h)
     loss = G.softmax_cross_entropy(h, y)
-    plan = compile(loss, loss=loss, optimizer=Momentum(0.01, 0.9), batch_size=batch)
+    plan = compile(loss, loss=loss, optimizer=Momentum(0.01, 0.9), batch_size=batch,
+                   keep_grads=keep_grads)
     return plan
 
 

@@ -23,21 +23,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import step as bench_step  # noqa: E402
 
 import ffnc  # noqa: E402
-import ffnc.graph as G  # noqa: E402
-from ffnc.compiler import Momentum, compile  # noqa: E402
-
-
-def build(sizes: list[int], batch: int, weights: list, keep_grads: bool):
-    x = G.placeholder((None, sizes[0]), np.float32, name="x")
-    y = G.placeholder((None,), np.int64, name="y")
-    h = x
-    for i, (w, b) in enumerate(weights):
-        h = h @ G.parameter(w) + G.parameter(b)
-        if i < len(weights) - 1:
-            h = G.relu(h)
-    loss = G.softmax_cross_entropy(h, y)
-    return compile(loss, loss=loss, optimizer=Momentum(0.01, 0.9), batch_size=batch,
-                   keep_grads=keep_grads)
 
 
 def main() -> None:
@@ -57,8 +42,8 @@ def main() -> None:
         weights = bench_step.init(sizes, rng)
         feed = {"x": rng.standard_normal((batch, sizes[0])).astype(np.float32),
                 "y": rng.integers(0, sizes[-1], batch)}
-        plans = {"fused": build(sizes, batch, weights, False),
-                 "kept": build(sizes, batch, weights, True)}
+        plans = {"fused": bench_step.ffnc_step(sizes, batch, weights),
+                 "kept": bench_step.ffnc_step(sizes, batch, weights, keep_grads=True)}
         start = time.perf_counter()
         plans["kept"].run(feed)
         reps = max(1, int(args.seconds / max(time.perf_counter() - start, 1e-6)))
