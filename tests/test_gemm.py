@@ -148,14 +148,11 @@ def _first_columns(b, n, trans_b):
     return (b[:n] if trans_b else b[:, :n]).copy()
 
 
-@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
-@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
-@pytest.mark.parametrize("n", [2, 5, 6, 10, 12, 13])
-def test_few_columns_are_the_bits_of_a_wider_product(isa, dtype, rng, n, trans_a, trans_b):
-    # Each element of C depends only on its row of op(A) and column of op(B): the first n
-    # columns of a 40-column product (the ordinary path) must be the n-column product (the
-    # transposed one, for n up to 5/8 of the panel width), bit for bit, with alpha and beta.
-    m, k, wide = 97, 300, 40
+def _check_first_columns(rng, dtype, m, n, k, wide, trans_a, trans_b):
+    """Each element of C depends only on its row of op(A) and column of op(B): the first n
+    columns of a `wide`-column product must be the n-column product bit for bit, with alpha
+    and beta, whichever paths the two take (every path runs each element's FMAs over k in
+    order)."""
     a, b_wide = _operands(rng, m, wide, k, trans_a, trans_b, dtype)
     b = _first_columns(b_wide, n, trans_b)
     c_wide = rng.standard_normal((m, wide)).astype(dtype)
@@ -167,14 +164,13 @@ def test_few_columns_are_the_bits_of_a_wider_product(isa, dtype, rng, n, trans_a
     _assert_product_close(out, a, b, trans_a, trans_b, dtype, -0.5, 2.0, c0)
 
 
-@pytest.mark.parametrize("name", ["relu", "tanh", "leaky_relu", "identity"])
-@pytest.mark.parametrize("trans_weights", [False, True], ids=["W", "WT"])
-def test_few_column_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, trans_weights):
-    m, k, n, wide = 130, 200, 10, 48
+def _check_first_columns_dense(rng, dtype, name, trans_weights, m, n, k, wide, nan_row):
+    """The dense layer's version of _check_first_columns (bias, pre-activation, activation);
+    x has a NaN in row nan_row, which must be NaN in every column and the only one."""
     x = rng.standard_normal((m, k)).astype(dtype)
     w_wide = rng.standard_normal((wide, k) if trans_weights else (k, wide)).astype(dtype)
     bias_wide = rng.standard_normal(wide).astype(dtype)
-    x[3, 7] = np.nan  # row 3 is NaN in every column, through the epilogue as elsewhere
+    x[nan_row, k - 1] = np.nan
     kw = _activation_kwargs(name)
     pre = np.empty((m, n), dtype)
     pre_wide = np.empty((m, wide), dtype)
@@ -184,7 +180,49 @@ def test_few_column_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, tr
                            pre_activation=pre_wide, **kw)
     np.testing.assert_array_equal(y, y_wide[:, :n])
     np.testing.assert_array_equal(pre, pre_wide[:, :n])
-    assert np.all(np.isnan(y[3]))
+    assert np.all(np.isnan(y[nan_row]))
+    assert np.isnan(y).sum() == n
+
+
+@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("n", [2, 5, 6, 10, 12, 13])
+def test_few_columns_are_the_bits_of_a_wider_product(isa, dtype, rng, n, trans_a, trans_b):
+    # a 40-column product takes the ordinary path; n columns, up to 5/8 of the panel width,
+    # the transposed one
+    _check_first_columns(rng, dtype, 97, n, 300, 40, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "leaky_relu", "identity"])
+@pytest.mark.parametrize("trans_weights", [False, True], ids=["W", "WT"])
+def test_few_column_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, trans_weights):
+    _check_first_columns_dense(rng, dtype, name, trans_weights, 130, 10, 200, 48, nan_row=3)
+
+
+# m n k <= 512 where the tiny path's buffers hold the operands: rows of whole vectors read in
+# place (4x16x2 NN), padded copies (3x5x7, 7x9x1, 2x7x30), the transposed product (16x2x4,
+# 7x3x9, 64x1x8), the largest copy (2x2x128). (The small problems it leaves to the unpacked
+# loops have a single row or column, whose dot products with a transposed B sum in eight
+# lanes, so they are not the bits of a packed product.)
+TINY_SHAPES = [(4, 16, 2), (4, 2, 16), (16, 2, 4), (2, 16, 4), (3, 5, 7), (7, 9, 1), (7, 3, 9),
+               (64, 1, 8), (2, 7, 30), (2, 32, 8), (8, 8, 8), (2, 2, 128)]
+
+
+@pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("shape", TINY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_tiny_products_are_the_bits_of_a_packed_one(isa, dtype, rng, shape, trans_a, trans_b):
+    m, n, k = shape
+    _check_first_columns(rng, dtype, m, n, k, 200, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "leaky_relu", "identity"])
+@pytest.mark.parametrize("trans_weights", [False, True], ids=["W", "WT"])
+@pytest.mark.parametrize("shape", [(4, 16, 2), (4, 2, 16), (7, 3, 9), (3, 5, 7)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_tiny_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, trans_weights, shape):
+    m, n, k = shape
+    _check_first_columns_dense(rng, dtype, name, trans_weights, m, n, k, 200, nan_row=m - 1)
 
 
 # ---- dense ----------------------------------------------------------------------------------

@@ -37,9 +37,10 @@
  * 1 and 2 threads give bitwise identical results. The grid shape minimises the per-thread tile
  * area plus the packing work (split over N first: MLP batches make M the small dimension).
  *
- * Small problems and single rows skip packing (gemm_small): a row-times-matrix loop that the
- * compiler vectorizes over the columns of B, or dot products in eight fixed lanes when B is
- * transposed.
+ * Small problems skip packing: up to GEMM_SMALL_WORK multiply-adds, each row of the product in
+ * fixed-width vectors of accumulators (gemm_tiny); single rows and larger leftovers, a
+ * row-times-matrix loop that the compiler vectorizes over the columns of B, or dot products in
+ * eight fixed lanes when B is transposed (gemm_small).
  */
 #define _DEFAULT_SOURCE /* POSIX threads; madvise and MADV_HUGEPAGE where Linux has them */
 #include <pthread.h>

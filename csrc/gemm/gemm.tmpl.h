@@ -625,6 +625,107 @@ static void LOCAL(gemm_small)(const LOCAL(gemm_problem) *pr) {
     }
 }
 
+/* ---- tiny problems: rows of the product in a few vectors of accumulators -----------------
+ * Up to GEMM_SMALL_WORK multiply-adds (the products of a 2-16-2 network) the loops of
+ * gemm_small cost more than the arithmetic: a dot product's or a vector loop's set-up per
+ * element or per k step. Here each row of the product is computed in blocks of
+ * GEMM_TINY_LANES values, one fixed-width accumulator each (one or two registers), each k step
+ * one broadcast and one multiply-add per vector. The product is C, or C^T = op(B)^T op(A)^T
+ * when C has fewer columns than a vector and more rows (dW of a 2-class layer: 16 x 2 becomes
+ * 2 x 16, two rows of whole vectors instead of sixteen mostly empty ones). The right-hand
+ * operand is read in place when its rows are contiguous whole vectors, else from a zero-padded
+ * copy. Each element is the same chain of FMAs over p, in order from zero, as on every other
+ * path: the same bits. */
+
+#define GEMM_TINY_LANES 8
+/* values in the right-hand copy and in a transposed product (4 KiB f32, 8 KiB f64 each) */
+#define GEMM_TINY_VALUES 1024
+
+/* A matrix element (r, c) at base[r rs + c cs]. */
+typedef struct LOCAL(strided) {
+    const REAL *base;
+    size_t rs, cs;
+} LOCAL(strided);
+
+/* Whether gemm_tiny computes C^T, and whether its buffers hold the problem. */
+static inline int LOCAL(tiny_transposed)(const LOCAL(gemm_problem) *pr) {
+    return pr->n < GEMM_TINY_LANES && pr->m > pr->n;
+}
+static inline int LOCAL(tiny_fits)(const LOCAL(gemm_problem) *pr) {
+    size_t rows = pr->m, cols = pr->n;
+    if (LOCAL(tiny_transposed)(pr)) {
+        rows = pr->n;
+        cols = pr->m;
+        if (rows * round_up(cols, GEMM_TINY_LANES) > GEMM_TINY_VALUES) return 0;
+    }
+    return cols <= GEMM_TINY_VALUES && pr->k * round_up(cols, GEMM_TINY_LANES) <= GEMM_TINY_VALUES;
+}
+
+/* dst[p ld + j] = src(p, j) for j < cols, 0 up to ld. The padding is zeroed in one sweep
+ * first: filled row by row, it became one call of memset per row. */
+static inline void LOCAL(tiny_copy)(size_t k, size_t cols, LOCAL(strided) src, REAL *dst,
+                                    size_t ld) {
+    for (size_t q = 0; q < k * ld; q++) dst[q] = 0;
+    for (size_t p = 0; p < k; p++)
+        for (size_t j = 0; j < cols; j++) dst[p * ld + j] = src.base[p * src.rs + j * src.cs];
+}
+
+static void LOCAL(gemm_tiny)(const LOCAL(gemm_problem) *pr) {
+    enum { W = GEMM_TINY_LANES };
+    _Alignas(64) REAL copy[GEMM_TINY_VALUES];
+    _Alignas(64) REAL product[GEMM_TINY_VALUES];
+    int transposed = LOCAL(tiny_transposed)(pr);
+    /* the product is rows x cols = lhs (rows x k) times rhs (k x cols) */
+    size_t rows = transposed ? pr->n : pr->m, cols = transposed ? pr->m : pr->n;
+    LOCAL(strided) a = {pr->a, pr->trans_a ? 1 : pr->lda, pr->trans_a ? pr->lda : 1};
+    LOCAL(strided) b = {pr->b, pr->trans_b ? 1 : pr->ldb, pr->trans_b ? pr->ldb : 1};
+    LOCAL(strided) lhs = a, rhs = b; /* op(A)(i, p) = a.base[i a.rs + p a.cs] */
+    if (transposed) {
+        lhs = (LOCAL(strided)){b.base, b.cs, b.rs};
+        rhs = (LOCAL(strided)){a.base, a.cs, a.rs};
+    }
+    const REAL *r = rhs.base;
+    size_t ldr = rhs.rs;
+    if (rhs.cs != 1 || cols % W != 0) {
+        ldr = round_up(cols, W);
+        LOCAL(tiny_copy)(pr->k, cols, rhs, copy, ldr);
+        r = copy;
+    }
+    size_t ldp = round_up(cols, W);
+    for (size_t i = 0; i < rows; i++) {
+        const REAL *l_row = lhs.base + i * lhs.rs;
+        REAL *c_row = pr->c + i * pr->ldc;
+        for (size_t j0 = 0; j0 < cols; j0 += W) {
+            REAL acc[W] = {0};
+            for (size_t p = 0; p < pr->k; p++) {
+                REAL lip = l_row[p * lhs.cs];
+                const REAL *r_row = r + p * ldr + j0;
+                for (size_t l = 0; l < W; l++) acc[l] = GEMM_FMA(lip, r_row[l], acc[l]);
+            }
+            if (transposed) {
+                for (size_t l = 0; l < W; l++) product[i * ldp + j0 + l] = acc[l];
+                continue;
+            }
+            size_t w = min_size(W, cols - j0);
+            LOCAL(update_row)(acc, w, pr->alpha, pr->beta, c_row + j0);
+            if (pr->ep) LOCAL(epilogue_row)(pr->ep, c_row + j0, w, i, j0);
+        }
+        if (!transposed) LOCAL(activate_block)(pr->ep, c_row, pr->ldc, 1, pr->n);
+    }
+    if (!transposed) return;
+    /* row i of C is column i of the product */
+    REAL row[GEMM_TINY_LANES];
+    for (size_t i = 0; i < pr->m; i++) {
+        REAL *c_row = pr->c + i * pr->ldc;
+        for (size_t j = 0; j < pr->n; j++) row[j] = product[j * ldp + i];
+        LOCAL(update_row)(row, pr->n, pr->alpha, pr->beta, c_row);
+        if (pr->ep) LOCAL(epilogue_row)(pr->ep, c_row, pr->n, i, 0);
+        LOCAL(activate_block)(pr->ep, c_row, pr->ldc, 1, pr->n);
+    }
+}
+#undef GEMM_TINY_LANES
+#undef GEMM_TINY_VALUES
+
 /* C = beta C (then the epilogue): k == 0 or alpha == 0, where A and B are not read. */
 static void LOCAL(gemm_scale)(const LOCAL(gemm_problem) *pr) {
     int nt = ffnc_threads_for(saturating_mul3(pr->m, pr->n, 1), FFNC_GRAIN_ELEMENTWISE);
@@ -658,7 +759,12 @@ ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
         LOCAL(gemm_scale)(&pr);
         return FFNC_OK;
     }
-    if (saturating_mul3(m, n, k) <= GEMM_SMALL_WORK || m == 1 || (n == 1 && trans_b)) {
+    int small = saturating_mul3(m, n, k) <= GEMM_SMALL_WORK;
+    if (small && LOCAL(tiny_fits)(&pr)) {
+        LOCAL(gemm_tiny)(&pr);
+        return FFNC_OK;
+    }
+    if (small || m == 1 || (n == 1 && trans_b)) {
         LOCAL(gemm_small)(&pr);
         return FFNC_OK;
     }

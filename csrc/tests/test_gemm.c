@@ -124,7 +124,11 @@ static void check_strided(int ta, int tb, size_t m, size_t n, size_t k) {
 }
 
 static void test_strided(void) {
-    static const size_t shapes[][3] = {{13, 75, 37}, {40, 133, 21}, {7, 1100, 12}, {64, 24, 9}};
+    /* the last five are tiny (m n k <= 512): rows read in place, padded copies of op(B), and
+     * the transposed product of few columns */
+    static const size_t shapes[][3] = {{13, 75, 37}, {40, 133, 21}, {7, 1100, 12}, {64, 24, 9},
+                                       {4, 16, 2},   {4, 2, 16},    {16, 2, 4},    {3, 5, 7},
+                                       {7, 3, 9}};
     FOR_EACH_ISA(isa) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++)
