@@ -754,7 +754,7 @@ ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
         ep.exact = LOCAL(exact_activation)(ep.act);
     }
     LOCAL(gemm_problem) pr = {trans_a != 0, trans_b != 0, m, n, k, alpha, beta, a, lda,
-                              b, ldb, c, ldc, epilogue ? &ep : NULL};
+                              b, ldb, c, ldc, epilogue ? &ep : NULL, 0};
     if (k == 0 || alpha == 0) {
         LOCAL(gemm_scale)(&pr);
         return FFNC_OK;
