@@ -533,7 +533,31 @@ void ffnc_plan_destroy(ffnc_plan *plan) {
     free(plan->inputs);
     free(plan->instrs);
     free(plan->records);
+    free(plan->operands);
+    free(plan->input_operands);
     free(plan);
+}
+
+/* plan->operands with every arena operand resolved, and the list of input operands. */
+static ffnc_status resolve_operands(ffnc_plan *plan) {
+    size_t n_inputs = 0;
+    for (size_t i = 0; i < plan->n_instrs; i++)
+        for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++)
+            n_inputs += plan->instrs[i].refs[r].arena == FFNC_PLAN_INPUT;
+    plan->operands = calloc(plan->n_instrs ? plan->n_instrs : 1, sizeof *plan->operands);
+    plan->input_operands = malloc((n_inputs ? n_inputs : 1) * sizeof *plan->input_operands);
+    if (!plan->operands || !plan->input_operands) return FFNC_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++) {
+            ffnc_plan_ref ref = plan->instrs[i].refs[r];
+            if (ref.arena == FFNC_PLAN_INPUT)
+                plan->input_operands[plan->n_input_operands++] = i * FFNC_PLAN_MAX_REFS + (size_t)r;
+            else if (ref.arena != FFNC_PLAN_NONE)
+                plan->operands[i][r] = (char *)plan->arena[ref.arena - FFNC_PLAN_PARAMS] +
+                                       ref.offset * plan->elem_size;
+        }
+    }
+    return FFNC_OK;
 }
 
 ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
@@ -577,6 +601,7 @@ ffnc_status ffnc_plan_create(const ffnc_plan_desc *desc, ffnc_plan **plan_out,
     if (status == FFNC_OK)
         plan->records = copy_array(desc->records, desc->n_records, sizeof *desc->records,
                                    &status);
+    if (status == FFNC_OK) status = resolve_operands(plan);
     if (status != FFNC_OK) {
         ffnc_plan_destroy(plan);
         return status;
@@ -637,23 +662,15 @@ static size_t input_elem_size(const ffnc_plan *plan, size_t slot) {
 /* Runs instructions [first, end). */
 static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t batch,
                               const void *const *inputs, size_t *failed_instr) {
+    for (size_t q = 0; q < plan->n_input_operands; q++) {
+        size_t at = plan->input_operands[q];
+        ffnc_plan_ref ref = plan->instrs[at / FFNC_PLAN_MAX_REFS].refs[at % FFNC_PLAN_MAX_REFS];
+        /* read only: execute() passes input operands as const */
+        plan->operands[at / FFNC_PLAN_MAX_REFS][at % FFNC_PLAN_MAX_REFS] =
+            (char *)(uintptr_t)inputs[ref.slot] + ref.offset * input_elem_size(plan, ref.slot);
+    }
     for (size_t i = first; i < end; i++) {
-        const ffnc_plan_instr *in = &plan->instrs[i];
-        void *ptr[FFNC_PLAN_MAX_REFS];
-        for (int r = 0; r < FFNC_PLAN_MAX_REFS; r++) {
-            ffnc_plan_ref ref = in->refs[r];
-            if (ref.arena == FFNC_PLAN_NONE) {
-                ptr[r] = NULL;
-            } else if (ref.arena == FFNC_PLAN_INPUT) {
-                /* read only: execute() passes input operands as const */
-                ptr[r] = (char *)(uintptr_t)inputs[ref.slot] +
-                         ref.offset * input_elem_size(plan, ref.slot);
-            } else {
-                ptr[r] = (char *)plan->arena[ref.arena - FFNC_PLAN_PARAMS] +
-                         ref.offset * plan->elem_size;
-            }
-        }
-        ffnc_status s = ffnc_plan_execute(plan, in, batch, ptr);
+        ffnc_status s = ffnc_plan_execute(plan, &plan->instrs[i], batch, plan->operands[i]);
         if (s != FFNC_OK) {
             if (failed_instr) *failed_instr = i;
             return s;

@@ -19,6 +19,12 @@ struct ffnc_plan {
     ffnc_plan_instr *instrs;
     size_t n_records;
     ffnc_plan_ref *records;
+    /* The operand pointers of each instruction: those into the arenas resolved once by
+     * ffnc_plan_create, those of input slots (listed in input_operands, as instruction *
+     * FFNC_PLAN_MAX_REFS + ref) written by each run before its first instruction. */
+    void *(*operands)[FFNC_PLAN_MAX_REFS];
+    size_t n_input_operands;
+    size_t *input_operands;
     int64_t step;
     /* The learning rates of the update instructions are multiplied by this during a step of
      * ffnc_plan_run_epoch_scaled; 1 otherwise. */
