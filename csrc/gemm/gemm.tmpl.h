@@ -809,7 +809,8 @@ ffnc_status KERNEL(dense_backward_pre)(ffnc_activation act, REAL alpha, size_t r
     FFNC_PARALLEL_FOR(for (size_t t = 0; t < tiles; t++) {
         size_t c0 = t * GEMM_BIAS_TILE;
         size_t w = min_size(GEMM_BIAS_TILE, cols - c0);
-        double sum[GEMM_BIAS_TILE] = {0};
+        double sum[GEMM_BIAS_TILE];
+        for (size_t j = 0; j < w; j++) sum[j] = 0; /* not all GEMM_BIAS_TILE: a narrow layer */
         for (size_t r = 0; r < rows; r++) {
             size_t at = r * cols + c0;
             LOCAL(derivative_row)(act, alpha, w, diff_dst + at, saved + at, diff_pre + at);

@@ -197,7 +197,8 @@ ffnc_status KERNEL(bias_backward)(size_t rows, size_t cols, const REAL *diff_dst
     FFNC_PARALLEL_FOR(for (size_t t = 0; t < tiles; t++) {
         size_t c0 = t * BIAS_TILE;
         size_t width = cols - c0 < BIAS_TILE ? cols - c0 : BIAS_TILE;
-        double acc[BIAS_TILE] = {0};
+        double acc[BIAS_TILE];
+        for (size_t j = 0; j < width; j++) acc[j] = 0; /* not all BIAS_TILE: a narrow layer */
         for (size_t r = 0; r < rows; r++) {
             const REAL *g = diff_dst + r * cols + c0;
             for (size_t j = 0; j < width; j++) acc[j] += (double)g[j];
