@@ -209,6 +209,8 @@ cdef extern from "ffnc.h" nogil:
         FFNC_PLAN_DECOUPLED
         FFNC_PLAN_CENTERED
         FFNC_PLAN_BETA
+        FFNC_PLAN_STEP
+        FFNC_PLAN_STEPPED
         FFNC_PLAN_MAX_REFS
     ctypedef struct ffnc_plan_instr:
         int32_t opcode

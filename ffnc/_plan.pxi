@@ -40,7 +40,7 @@ PLAN_FLAGS = {"trans_a": FFNC_PLAN_TRANS_A, "trans_b": FFNC_PLAN_TRANS_B,
               "accumulate": FFNC_PLAN_ACCUMULATE, "accumulate_src": FFNC_PLAN_ACCUMULATE_SRC,
               "mean": FFNC_PLAN_MEAN, "nesterov": FFNC_PLAN_NESTEROV,
               "decoupled": FFNC_PLAN_DECOUPLED, "centered": FFNC_PLAN_CENTERED,
-              "beta": FFNC_PLAN_BETA}
+              "beta": FFNC_PLAN_BETA, "step": FFNC_PLAN_STEP, "stepped": FFNC_PLAN_STEPPED}
 PLAN_ARENAS = {"none": FFNC_PLAN_NONE, "params": FFNC_PLAN_PARAMS, "grads": FFNC_PLAN_GRADS,
                "state": FFNC_PLAN_STATE, "acts": FFNC_PLAN_ACTS, "input": FFNC_PLAN_INPUT}
 _ARENA_ORDER = ("params", "grads", "state", "acts")

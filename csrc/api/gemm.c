@@ -66,7 +66,7 @@ ffnc_status ffnc_dense_forward(ffnc_dtype dtype, size_t m, size_t n, size_t k, c
     if (m == 0 || n == 0) return FFNC_OK;
     FFNC_REQUIRE(dst != NULL, FFNC_ERR_NULL_POINTER);
     FFNC_REQUIRE(k == 0 || (src && weights), FFNC_ERR_NULL_POINTER);
-    ffnc_gemm_epilogue epilogue = {bias, act, alpha, pre_act, n};
+    ffnc_gemm_epilogue epilogue = {bias, act, alpha, pre_act, n, NULL, 0, 0.0};
     return gemm_dispatch(dtype, 0, trans_weights, m, n, k, 1.0, src, k, weights,
                          trans_weights ? k : n, 0.0, dst, n, &epilogue);
 }
@@ -79,7 +79,7 @@ ffnc_status ffnc_dense_backward(ffnc_dtype dtype, size_t m, size_t n, size_t k, 
     return ffnc_dense_backward_beta(dtype, m, n, k, src, weights, trans_weights, act, alpha,
                                     saved, diff_dst, diff_pre, diff_src, diff_weights, diff_bias,
                                     accumulate_params ? 1.0 : 0.0, accumulate_params,
-                                    accumulate_src);
+                                    accumulate_src, NULL, 0.0);
 }
 
 ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_t k,
@@ -87,9 +87,12 @@ ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_
                                      ffnc_activation act, double alpha, const void *saved,
                                      const void *diff_dst, void *diff_pre, void *diff_src,
                                      void *diff_weights, void *diff_bias, double beta_weights,
-                                     int accumulate_bias, int accumulate_src) {
+                                     int accumulate_bias, int accumulate_src, void *step_weights,
+                                     double step_rate) {
     FFNC_TRY(check_dtype(dtype));
     FFNC_REQUIRE(isfinite(beta_weights), FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(step_weights == NULL || (diff_weights != NULL && isfinite(step_rate)),
+                 FFNC_ERR_INVALID_ARGUMENT);
     FFNC_TRY(check_activation(act, alpha));
     FFNC_TRY(check_matrix(dtype, m, k, k));
     FFNC_TRY(check_matrix(dtype, k, n, n));
@@ -125,17 +128,22 @@ ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_
         FFNC_TRY(ffnc_bias_backward(dtype, m, n, diff_dst, diff_bias, accumulate_bias));
     }
 
-    if (diff_weights != NULL) {
-        if (trans_weights) /* W is n x k: dW = diff_pre^T src */
-            FFNC_TRY(gemm_dispatch(dtype, 1, 0, n, k, m, 1.0, grad, n, src, k, beta_weights,
-                                   diff_weights, k, NULL));
-        else /* W is k x n: dW = src^T diff_pre */
-            FFNC_TRY(gemm_dispatch(dtype, 1, 0, k, n, m, 1.0, src, k, grad, n, beta_weights,
-                                   diff_weights, n, NULL));
-    }
+    /* diff_src before diff_weights: the weights' step (if any) is taken in the second */
     if (diff_src != NULL) /* diff_src = diff_pre op(W)^T */
         FFNC_TRY(gemm_dispatch(dtype, 0, !trans_weights, m, k, n, 1.0, grad, n, weights,
                                trans_weights ? k : n, accumulate_src ? 1.0 : 0.0, diff_src, k,
                                NULL));
+    if (diff_weights != NULL) {
+        size_t ld = trans_weights ? k : n;
+        ffnc_gemm_epilogue step = {NULL, FFNC_ACT_IDENTITY, 0.0, NULL, 0, step_weights, ld,
+                                   step_rate};
+        const ffnc_gemm_epilogue *ep = step_weights ? &step : NULL;
+        if (trans_weights) /* W is n x k: dW = diff_pre^T src */
+            FFNC_TRY(gemm_dispatch(dtype, 1, 0, n, k, m, 1.0, grad, n, src, k, beta_weights,
+                                   diff_weights, k, ep));
+        else /* W is k x n: dW = src^T diff_pre */
+            FFNC_TRY(gemm_dispatch(dtype, 1, 0, k, n, m, 1.0, src, k, grad, n, beta_weights,
+                                   diff_weights, n, ep));
+    }
     return FFNC_OK;
 }

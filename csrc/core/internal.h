@@ -25,13 +25,17 @@ size_t ffnc_multithreaded_calls(void);
 /* ffnc_dense_backward with the weight gradient's beta given apart from the bias's
  * accumulation: diff_weights = beta_weights * diff_weights + src^T diff_pre (not read when
  * beta_weights == 0). A plan's momentum update takes the gradient straight into the velocity
- * this way (FFNC_PLAN_BETA). */
+ * this way (FFNC_PLAN_BETA). When step_weights is not NULL (the weights' own, writable
+ * memory, and diff_weights not NULL), the weights then take the SGD step from it in the
+ * product's store: weights -= step_rate diff_weights, rounded as ffnc_sgd_update
+ * (FFNC_PLAN_STEP). diff_src is computed first, from the weights before the step. */
 ffnc_status ffnc_dense_backward_beta(ffnc_dtype dtype, size_t m, size_t n, size_t k,
                                      const void *src, const void *weights, int trans_weights,
                                      ffnc_activation act, double alpha, const void *saved,
                                      const void *diff_dst, void *diff_pre, void *diff_src,
                                      void *diff_weights, void *diff_bias, double beta_weights,
-                                     int accumulate_bias, int accumulate_src);
+                                     int accumulate_bias, int accumulate_src, void *step_weights,
+                                     double step_rate);
 
 /* Elements per thread below which cheap element-wise kernels (a few flops per value, memory
  * bound) stay on one thread. Measured with `ffnc-bench threshold` on a quiet 2-core Zen 3

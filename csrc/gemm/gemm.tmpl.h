@@ -83,6 +83,9 @@ typedef struct LOCAL(gemm_epi) {
     ffnc_activation act;
     REAL act_alpha;
     int exact; /* the activation is applied per tile row; else per block (activate_block) */
+    REAL *update; /* the SGD step's parameter (see ffnc_gemm_epilogue), or NULL */
+    size_t ld_update;
+    REAL update_rate;
 } LOCAL(gemm_epi);
 
 /* c[j] = alpha t[j] + beta c[j] for j < n; c is not read when beta == 0. */
@@ -101,6 +104,10 @@ static inline void LOCAL(epilogue_row)(const LOCAL(gemm_epi) *ep, REAL *restrict
         for (size_t j = 0; j < n; j++) c[j] = c[j] + ep->bias[col + j];
     if (ep->pre_act) memcpy(ep->pre_act + row * ep->ld_pre_act + col, c, n * sizeof(REAL));
     if (ep->exact) LOCAL(activate_row)(ep->act, ep->act_alpha, n, c);
+    if (ep->update) {
+        REAL *u = ep->update + row * ep->ld_update + col;
+        for (size_t j = 0; j < n; j++) u[j] = u[j] - ep->update_rate * c[j];
+    }
 }
 
 /* The non-exact activation over rows x cols of C (row stride ldc), row by row. The kernel runs
@@ -394,19 +401,30 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
                 __builtin_prefetch(ct + i * pr->ldc, 1);
                 __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
             }
+            if (ep && ep->update) {
+                /* the parameter the step updates: read and written at the store, as C */
+                REAL *ut = ep->update + (row + ir) * ep->ld_update + col + jr;
+                for (size_t i = 0; i < mr; i++) {
+                    __builtin_prefetch(ut + i * ep->ld_update, 1);
+                    __builtin_prefetch(ut + i * ep->ld_update + nr - 1, 1);
+                }
+            }
             if (pf) LOCAL(prefetch_some)(pf, pf_rate);
 #if GEMM_DIRECT_C
             if (h == MR && mr == MR && nr == NR) {
                 if (ep == NULL)
                     UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc, NULL, NULL, 0,
-                              FFNC_ACT_IDENTITY, 0);
+                              FFNC_ACT_IDENTITY, 0, NULL, 0, 0);
                 else
                     UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc,
                               ep->bias ? ep->bias + col + jr : NULL,
                               ep->pre_act ? ep->pre_act + (row + ir) * ep->ld_pre_act + col + jr
                                           : NULL,
                               ep->ld_pre_act, ep->exact ? ep->act : FFNC_ACT_IDENTITY,
-                              ep->act_alpha);
+                              ep->act_alpha,
+                              ep->update ? ep->update + (row + ir) * ep->ld_update + col + jr
+                                         : NULL,
+                              ep->ld_update, ep->update_rate);
                 continue;
             }
 #endif
@@ -752,6 +770,11 @@ ffnc_status KERNEL(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
         ep.act = epilogue->act;
         ep.act_alpha = (REAL)epilogue->act_alpha;
         ep.exact = LOCAL(exact_activation)(ep.act);
+        ep.update = epilogue->update;
+        ep.ld_update = epilogue->ld_update;
+        ep.update_rate = (REAL)epilogue->update_rate;
+        /* the step reads C at its store, which a per-block activation changes afterwards */
+        if (ep.update && !ep.exact) return FFNC_ERR_INVALID_ARGUMENT;
     }
     LOCAL(gemm_problem) pr = {trans_a != 0, trans_b != 0, m, n, k, alpha, beta, a, lda,
                               b, ldb, c, ldc, epilogue ? &ep : NULL, 0};

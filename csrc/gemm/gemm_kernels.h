@@ -10,6 +10,7 @@
  *   v = alpha op(A) op(B) + beta C  (+ bias[j] when bias != NULL)
  *   pre_act[i, j] = v               (when pre_act != NULL; row stride ld_pre_act)
  *   C[i, j] = act(v)                (with act_alpha, exactly as ffnc_activation_forward)
+ *   update[i, j] -= rate C[i, j]    (when update != NULL)
  * bias and pre_act have the element type of the GEMM. */
 typedef struct ffnc_gemm_epilogue {
     const void *bias;
@@ -17,6 +18,14 @@ typedef struct ffnc_gemm_epilogue {
     double act_alpha;
     void *pre_act;
     size_t ld_pre_act;
+    /* When update != NULL, last: update[i ld_update + j] = update[...] - rate C[i, j] with
+     * rate = (element type) update_rate, a multiply and a subtraction rounded separately, as
+     * ffnc_sgd_update: a parameter's SGD step from the velocity C, taken while C is in
+     * registers. Requires an exact activation (C final at the store); update must not overlap
+     * A, B or C. */
+    void *update;
+    size_t ld_update;
+    double update_rate;
 } ffnc_gemm_epilogue;
 
 /* gemm: C (m x n, row stride ldc) = alpha op(A) op(B) + beta C, row-major, op(X) = X or X^T

@@ -145,8 +145,9 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
  * c = alpha acc (+ beta c), the operations of update_row in gemm.tmpl.h (a multiply and an add,
  * rounded separately), then the dense layer's epilogue of epilogue_row there: + bias, a copy to
  * pre_act, and one of the exact activations (activate_row), each the same operation on the
- * same values, so the result is the same bits as through the tile buffer. This skips the round
- * trip through the buffer and the scalar epilogue, which cost 10-20% of a dense layer's GEMM
+ * same values, so the result is the same bits as through the tile buffer (and so is the SGD
+ * step of epilogue_row when update is not NULL). This skips the round trip through the buffer
+ * and the scalar epilogue, which cost 10-20% of a dense layer's GEMM
  * (M = 128, K = N = 512) and matters most when kc is small (dW of a small batch has k =
  * batch). bias and pre point at the tile's column (and row) or are NULL; act is
  * FFNC_ACT_IDENTITY for no activation (the non-exact ones are applied after the block). */
@@ -195,18 +196,28 @@ GEMM_AVX2_ACTIVATE(__m256d, pd, f64)
             GEMM_V(storeu, S)(pre + (row) * ld_pre, x0);                                       \
             GEMM_V(storeu, S)(pre + (row) * ld_pre + W, x1);                                   \
         }                                                                                      \
-        GEMM_V(storeu, S)(cr, gemm_activate_##T(act, vact, x0));                               \
-        GEMM_V(storeu, S)(cr + W, gemm_activate_##T(act, vact, x1));                           \
+        x0 = gemm_activate_##T(act, vact, x0);                                                 \
+        x1 = gemm_activate_##T(act, vact, x1);                                                 \
+        GEMM_V(storeu, S)(cr, x0);                                                             \
+        GEMM_V(storeu, S)(cr + W, x1);                                                         \
+        if (update) { /* the SGD step: u - rate c, rounded as ffnc_sgd_update */              \
+            REALT *ur = update + (row) * ld_update;                                            \
+            VT u0 = GEMM_V(loadu, S)(ur), u1 = GEMM_V(loadu, S)(ur + W);                       \
+            GEMM_V(storeu, S)(ur, GEMM_V(sub, S)(u0, GEMM_V(mul, S)(vrate, x0)));              \
+            GEMM_V(storeu, S)(ur + W, GEMM_V(sub, S)(u1, GEMM_V(mul, S)(vrate, x1)));          \
+        }                                                                                      \
     } while (0)
 
 #define GEMM_AVX2_UKERNEL_C(T, REAL_T, VT, S, W, LOOP)                                         \
     GEMM_MICRO_KERNEL void gemm_ukernel_c_##T(                                                 \
         size_t kc, const REAL_T *restrict pa, const REAL_T *restrict pb, REAL_T alpha,         \
         REAL_T beta, REAL_T *restrict c, size_t ldc, const REAL_T *bias, REAL_T *restrict pre, \
-        size_t ld_pre, ffnc_activation act, REAL_T act_alpha) {                                \
+        size_t ld_pre, ffnc_activation act, REAL_T act_alpha, REAL_T *restrict update,         \
+        size_t ld_update, REAL_T rate) {                                                       \
         typedef REAL_T REALT;                                                                  \
         LOOP;                                                                                  \
         VT va = GEMM_V(set1, S)(alpha), vb = GEMM_V(set1, S)(beta);                            \
+        VT vrate = GEMM_V(set1, S)(rate);                                                      \
         VT vact = GEMM_V(set1, S)(act_alpha);                                                  \
         VT bias0 = GEMM_V(setzero, S)(), bias1 = bias0;                                        \
         if (bias) {                                                                            \

@@ -531,7 +531,18 @@ enum {
      * hyper[0] diff_weights + the product (diff_bias still follows ACCUMULATE). hyper[0] is
      * finite (and a float for FFNC_F32). How a momentum update takes a weight gradient
      * straight into its velocity, v = momentum v + g, without storing g. */
-    FFNC_PLAN_BETA = 1u << 8
+    FFNC_PLAN_BETA = 1u << 8,
+    /* FFNC_OP_DENSE_BACKWARD with BETA, in a whole step (ffnc_plan_run, ffnc_plan_run_epoch*):
+     * the weights (refs[1], in the parameter arena, no other operand there) take the SGD step
+     * weights -= hyper[1] * lr_scale * diff_weights in the store of the weight gradient product
+     * (diff_weights being the velocity), after diff_src is computed; the SGD instruction over
+     * those weights, marked STEPPED, is then skipped. A phased step (ffnc_plan_run_phase)
+     * does the reverse: no step in the backward, the STEPPED SGD runs in the update phase.
+     * The same operations on the same values either way: the same bits. hyper[1] is the
+     * learning rate (ffnc_plan_set_lr sets it too). The compiler marks only weights that no
+     * instruction reads between the product and the SGD; the plan does not check the pairing. */
+    FFNC_PLAN_STEP = 1u << 9,
+    FFNC_PLAN_STEPPED = 1u << 10
 };
 
 #define FFNC_PLAN_MAX_REFS 8

@@ -65,7 +65,9 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
     case FFNC_OP_DENSE_BACKWARD:
         return ffnc_dense_backward_beta(dt, m, n, k, p[0], p[1], (f & FFNC_PLAN_TRANS_B) != 0,
                                         act, in->alpha, p[2], p[3], p[4], p[5], p[6], p[7],
-                                        beta, acc, (f & FFNC_PLAN_ACCUMULATE_SRC) != 0);
+                                        beta, acc, (f & FFNC_PLAN_ACCUMULATE_SRC) != 0,
+                                        (f & FFNC_PLAN_STEP) && plan->whole_step ? p[1] : NULL,
+                                        in->hyper[1] * plan->lr_scale);
     case FFNC_OP_GEMM: {
         int ta = (f & FFNC_PLAN_TRANS_A) != 0, tb = (f & FFNC_PLAN_TRANS_B) != 0;
         /* row strides of the stored (untransposed) matrices */
@@ -139,6 +141,7 @@ ffnc_status ffnc_plan_execute(ffnc_plan *plan, const ffnc_plan_instr *in, size_t
         return FFNC_OK;
     /* Update instructions: the learning rate is hyper[0] times the epoch's schedule. */
     case FFNC_OP_SGD:
+        if ((f & FFNC_PLAN_STEPPED) && plan->whole_step) return FFNC_OK; /* taken in the GEMM */
         return ffnc_sgd_update(dt, n, p[0], p[1], in->hyper[0] * plan->lr_scale, in->hyper[1]);
     case FFNC_OP_MOMENTUM:
         return ffnc_momentum_update(dt, n, p[0], p[1], p[2], in->hyper[0] * plan->lr_scale,

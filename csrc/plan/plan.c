@@ -458,8 +458,31 @@ static ffnc_status check_exact_indices(const ffnc_plan_desc *d, const ffnc_plan_
     return FFNC_OK;
 }
 
+/* Whether `lr` is a learning rate the STEP of a dense backward can take (as SGD's). */
+static ffnc_status check_step_lr(ffnc_dtype dtype, double lr) {
+    double limit = dtype == FFNC_F32 ? FLT_MAX : DBL_MAX;
+    FFNC_REQUIRE(isfinite(lr) && fabs(lr) <= limit, FFNC_ERR_INVALID_ARGUMENT);
+    return FFNC_OK;
+}
+
+/* FFNC_PLAN_STEP: a dense backward that adds its weight gradient into a velocity and updates
+ * the weights, which are parameters that no other operand of the instruction touches. */
+static ffnc_status check_step(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
+    if (in->flags & FFNC_PLAN_STEPPED)
+        FFNC_REQUIRE(in->opcode == FFNC_OP_SGD, FFNC_ERR_INVALID_ARGUMENT);
+    if (!(in->flags & FFNC_PLAN_STEP)) return FFNC_OK;
+    FFNC_REQUIRE(in->opcode == FFNC_OP_DENSE_BACKWARD && (in->flags & FFNC_PLAN_BETA),
+                 FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE(in->refs[1].arena == FFNC_PLAN_PARAMS && in->refs[6].arena != FFNC_PLAN_NONE,
+                 FFNC_ERR_INVALID_ARGUMENT);
+    for (size_t r = 0; r < FFNC_PLAN_MAX_REFS; r++)
+        FFNC_REQUIRE(r == 1 || in->refs[r].arena != FFNC_PLAN_PARAMS, FFNC_ERR_INVALID_ARGUMENT);
+    return check_step_lr(d->dtype, in->hyper[1]);
+}
+
 static ffnc_status check_instr(const ffnc_plan_desc *d, const ffnc_plan_instr *in) {
-    FFNC_REQUIRE((in->flags & ~0x1FFu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_REQUIRE((in->flags & ~0x7FFu) == 0, FFNC_ERR_INVALID_ARGUMENT);
+    FFNC_TRY(check_step(d, in));
     if (in->flags & FFNC_PLAN_BETA) {
         FFNC_REQUIRE(in->opcode == FFNC_OP_GEMM || in->opcode == FFNC_OP_DENSE_BACKWARD,
                      FFNC_ERR_INVALID_ARGUMENT);
@@ -643,13 +666,16 @@ ffnc_status ffnc_plan_set_lr(ffnc_plan *plan, double lr) {
     FFNC_REQUIRE(plan, FFNC_ERR_NULL_POINTER);
     size_t updates = 0;
     for (size_t i = 0; i < plan->n_instrs; i++) {
+        if (plan->instrs[i].flags & FFNC_PLAN_STEP) FFNC_TRY(check_step_lr(plan->dtype, lr));
         if (!is_update(plan->instrs[i].opcode)) continue;
         FFNC_TRY(check_update_lr(plan->dtype, &plan->instrs[i], lr));
         updates++;
     }
     FFNC_REQUIRE(updates > 0, FFNC_ERR_INVALID_ARGUMENT);
-    for (size_t i = 0; i < plan->n_instrs; i++)
+    for (size_t i = 0; i < plan->n_instrs; i++) {
         if (is_update(plan->instrs[i].opcode)) plan->instrs[i].hyper[0] = lr;
+        if (plan->instrs[i].flags & FFNC_PLAN_STEP) plan->instrs[i].hyper[1] = lr;
+    }
     return FFNC_OK;
 }
 
@@ -681,6 +707,7 @@ static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t 
 
 static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *inputs,
                             size_t *failed_instr) {
+    plan->whole_step = 1;
     FFNC_TRY(run_instrs(plan, 0, plan->n_instrs, batch, inputs, failed_instr));
     plan->step++;
     return FFNC_OK;
@@ -718,6 +745,7 @@ ffnc_status ffnc_plan_run_phase(ffnc_plan *plan, size_t batch, const void *const
                                 ffnc_plan_phase phase, size_t *failed_instr) {
     FFNC_TRY(check_run(plan, batch, inputs));
     size_t split = ffnc_plan_update_begin(plan);
+    plan->whole_step = 0;
     switch (phase) {
     case FFNC_PLAN_PHASE_GRADIENTS:
         return run_instrs(plan, 0, split, batch, inputs, failed_instr);
@@ -747,10 +775,13 @@ static ffnc_status check_lr_scale(const ffnc_plan *plan, const double *lr_scale,
         FFNC_REQUIRE(isfinite(lr_scale[s]) && lr_scale[s] >= 0, FFNC_ERR_INVALID_ARGUMENT);
         if (lr_scale[s] > largest) largest = lr_scale[s];
     }
-    for (size_t i = 0; i < plan->n_instrs; i++)
-        if (is_update(plan->instrs[i].opcode))
-            FFNC_TRY(check_update_lr(plan->dtype, &plan->instrs[i],
-                                     plan->instrs[i].hyper[0] * largest));
+    for (size_t i = 0; i < plan->n_instrs; i++) {
+        const ffnc_plan_instr *in = &plan->instrs[i];
+        if (is_update(in->opcode))
+            FFNC_TRY(check_update_lr(plan->dtype, in, in->hyper[0] * largest));
+        if (in->flags & FFNC_PLAN_STEP)
+            FFNC_TRY(check_step_lr(plan->dtype, in->hyper[1] * largest));
+    }
     return FFNC_OK;
 }
 

@@ -29,6 +29,9 @@ struct ffnc_plan {
     /* The learning rates of the update instructions are multiplied by this during a step of
      * ffnc_plan_run_epoch_scaled; 1 otherwise. */
     double lr_scale;
+    /* 1 while a whole step runs (the STEP / STEPPED pairs take the step in the backward), 0
+     * in a phased one (ffnc_plan_run_phase). */
+    int whole_step;
     /* Set by ffnc_plan_interrupt (from a signal handler or another thread), cleared by the
      * epoch that honours it. */
     atomic_int interrupt;

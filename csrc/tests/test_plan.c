@@ -73,24 +73,33 @@ static void test_step_matches_reference(void) {
     }
 }
 
-/* The momentum fixture three ways, bit for bit alike over a few steps (the batch fits one
+/* The momentum fixture five ways, bit for bit alike over a few steps (the batch fits one
  * block of the GEMM's K): as built (dW into the gradient arena, then one MOMENTUM over W and
  * b); with DENSE_BACKWARD adding dW into the velocity (BETA, hyper[0] = momentum) and W updated
- * by SGD from the velocity; and the same with dW from a separate GEMM instruction. */
+ * by SGD from the velocity; the same with dW from a separate GEMM instruction; and with the
+ * SGD step taken in the DENSE_BACKWARD's store (STEP, the SGD marked STEPPED), run as whole
+ * steps and as two phases (where the SGD instruction takes it instead). */
+enum { MOMENTUM_WAYS = 5, WAY_STEP = 3, WAY_STEP_PHASES = 4 };
+
 static void test_momentum_into_velocity(void) {
     const double lr = 0.1, mu = 0.9;
     const ffnc_dtype dtypes[2] = {FFNC_F64, FFNC_F32};
     for (int d = 0; d < 2; d++) {
         ffnc_dtype dt = dtypes[d];
         fixture_spec s = {dt, B, K, N, FFNC_ACT_IDENTITY, 0, FIXTURE_MOMENTUM, lr, mu, 0};
-        fixture f[3];
-        for (int v = 0; v < 3; v++) fixture_build(&f[v], &s);
-        for (int v = 1; v < 3; v++) {
-            ffnc_plan_instr *in = f[v].instrs, *update = &in[v == 1 ? 4 : 5];
-            if (v == 1) {
+        fixture f[MOMENTUM_WAYS];
+        for (int v = 0; v < MOMENTUM_WAYS; v++) fixture_build(&f[v], &s);
+        for (int v = 1; v < MOMENTUM_WAYS; v++) {
+            ffnc_plan_instr *in = f[v].instrs, *update = &in[v == 2 ? 5 : 4];
+            if (v != 2) {
                 in[3].refs[6] = ref(FFNC_PLAN_STATE, 0);
                 in[3].flags |= FFNC_PLAN_BETA;
                 in[3].hyper[0] = mu;
+                if (v >= WAY_STEP) {
+                    in[3].flags |= FFNC_PLAN_STEP;
+                    in[3].refs[1] = ref(FFNC_PLAN_PARAMS, 0); /* W, which it steps */
+                    in[3].hyper[1] = lr;
+                }
             } else { /* dW = x^T diff by GEMM: m = K, n = N, k = the rows */
                 in[3].refs[6] = (ffnc_plan_ref){0};
                 memset(&in[4], 0, sizeof in[4]);
@@ -113,30 +122,49 @@ static void test_momentum_into_velocity(void) {
             update->hyper[0] = lr;
             update->refs[0] = ref(FFNC_PLAN_PARAMS, 0);
             update->refs[1] = ref(FFNC_PLAN_STATE, 0);
+            if (v >= WAY_STEP) update->flags |= FFNC_PLAN_STEPPED;
             f[v].desc.n_instrs = (size_t)(update - in) + 2;
         }
-        ffnc_plan *plans[3] = {NULL, NULL, NULL};
-        for (int v = 0; v < 3; v++) CHECK_OK(ffnc_plan_create(&f[v].desc, &plans[v], NULL));
-        if (!plans[0] || !plans[1] || !plans[2]) {
-            for (int v = 0; v < 3; v++) ffnc_plan_destroy(plans[v]);
+        ffnc_plan *plans[MOMENTUM_WAYS] = {NULL};
+        int all = 1;
+        for (int v = 0; v < MOMENTUM_WAYS; v++) {
+            CHECK_OK(ffnc_plan_create(&f[v].desc, &plans[v], NULL));
+            all = all && plans[v];
+        }
+        if (!all) {
+            for (int v = 0; v < MOMENTUM_WAYS; v++) ffnc_plan_destroy(plans[v]);
             return;
         }
+        CHECK(ffnc_plan_update_begin(plans[WAY_STEP_PHASES]) == 4);
         size_t width = fixture_elem_size(dt);
         double x[B * K], t[B * N]; /* room for either dtype */
         unsigned long long seed = 11;
         fixture_fill(dt, x, B * K, &seed, -1, 1);
         fixture_fill(dt, t, B * N, &seed, -1, 1);
         const void *inputs[2] = {x, t};
-        for (int v = 0; v < 3; v++) {
+        for (int v = 0; v < MOMENTUM_WAYS; v++) {
             void *params;
             size_t n;
             CHECK_OK(ffnc_plan_arena_data(plans[v], FFNC_PLAN_PARAMS, &params, &n));
             unsigned long long pseed = 5;
             fixture_fill(dt, params, n, &pseed, -1, 1);
-            for (size_t batch = 1; batch <= B; batch++)
-                CHECK_OK(ffnc_plan_run(plans[v], batch, inputs, NULL));
+            for (size_t batch = 1; batch <= B; batch++) {
+                if (v != WAY_STEP_PHASES) {
+                    CHECK_OK(ffnc_plan_run(plans[v], batch, inputs, NULL));
+                    continue;
+                }
+                CHECK_OK(ffnc_plan_run_phase(plans[v], batch, inputs, FFNC_PLAN_PHASE_GRADIENTS,
+                                             NULL));
+                CHECK_OK(ffnc_plan_run_phase(plans[v], batch, inputs, FFNC_PLAN_PHASE_UPDATE,
+                                             NULL));
+            }
         }
-        for (int v = 1; v < 3; v++) {
+        /* a new learning rate reaches the step in the backward as it does the SGD */
+        for (int v = 0; v < MOMENTUM_WAYS; v++) {
+            CHECK_OK(ffnc_plan_set_lr(plans[v], lr / 2));
+            CHECK_OK(ffnc_plan_run(plans[v], B, inputs, NULL));
+        }
+        for (int v = 1; v < MOMENTUM_WAYS; v++) {
             CHECK(fixture_same_arena(plans[0], plans[v], FFNC_PLAN_PARAMS, width));
             CHECK(fixture_same_arena(plans[0], plans[v], FFNC_PLAN_STATE, width));
         }
@@ -145,7 +173,7 @@ static void test_momentum_into_velocity(void) {
         CHECK_OK(ffnc_plan_arena_data(plans[1], FFNC_PLAN_GRADS, &grads, &n));
         for (size_t i = 0; i < K * N; i++) /* W's gradient was never stored */
             CHECK(dt == FFNC_F32 ? ((float *)grads)[i] == 0 : ((double *)grads)[i] == 0);
-        for (int v = 0; v < 3; v++) ffnc_plan_destroy(plans[v]);
+        for (int v = 0; v < MOMENTUM_WAYS; v++) ffnc_plan_destroy(plans[v]);
     }
 }
 
@@ -235,7 +263,35 @@ static void nan_beta(ffnc_plan_instr *in) {
     in->hyper[0] = NAN;
 }
 
+/* FFNC_PLAN_STEP / STEPPED where they do not belong (instruction 3 is the dense backward) */
+static void step_without_beta(ffnc_plan_instr *in) {
+    in->flags |= FFNC_PLAN_STEP;
+    in->refs[1] = ref(FFNC_PLAN_PARAMS, 0);
+    in->hyper[1] = 0.1;
+}
+static void step_on_a_forward(ffnc_plan_instr *in) {
+    in->flags |= FFNC_PLAN_STEP | FFNC_PLAN_BETA;
+    in->hyper[1] = 0.1;
+}
+static void step_weights_not_parameters(ffnc_plan_instr *in) {
+    step_without_beta(in);
+    in->flags |= FFNC_PLAN_BETA;
+    in->refs[1] = ref(FFNC_PLAN_ACTS, 0);
+}
+static void step_nan_lr(ffnc_plan_instr *in) {
+    step_without_beta(in);
+    in->flags |= FFNC_PLAN_BETA;
+    in->hyper[1] = NAN;
+}
+static void stepped_not_sgd(ffnc_plan_instr *in) { in->flags |= FFNC_PLAN_STEPPED; }
+
 static void test_malformed_plans_rejected(void) {
+    expect_rejected(3, step_without_beta, "STEP without BETA", FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(0, step_on_a_forward, "STEP on a dense forward", FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(3, step_weights_not_parameters, "STEP on activations",
+                    FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(3, step_nan_lr, "STEP with a NaN rate", FFNC_ERR_INVALID_ARGUMENT);
+    expect_rejected(3, stepped_not_sgd, "STEPPED on a dense backward", FFNC_ERR_INVALID_ARGUMENT);
     expect_rejected(0, past_acts, "output past the activation arena", FFNC_ERR_INVALID_ARGUMENT);
     expect_rejected(0, huge_offset, "offset overflow", FFNC_ERR_SIZE_OVERFLOW);
     expect_rejected(0, huge_rows, "size overflow", FFNC_ERR_SIZE_OVERFLOW);
