@@ -11,7 +11,8 @@ import pytest
 import ffnc.graph as G
 from ffnc import distributed, optim
 from ffnc.compiler import compile
-from ffnc.compiler.fuse_update import FUSE_MIN_SIZE, STEP_MAX_BYTES
+from ffnc.compiler.fuse_update import FUSE_MIN_SIZE, STEP_MAX_BYTES, _steppable
+from ffnc.compiler.program import Instr, Value
 
 SIZES = [100, 80, 70, 10]  # W1 8000 and W2 5600 elements are fused, W3 700 is not
 MOMENTUM = optim.Momentum(0.05, 0.9)
@@ -144,9 +145,6 @@ def param_offset(plan, param):
 def test_no_step_where_a_later_instruction_touches_the_weights():
     """The step changes the weights inside the backward: refused when an instruction after the
     product (before the update) reads them, or when the weights are not the parameter."""
-    from ffnc.compiler.fuse_update import _steppable
-    from ffnc.compiler.program import Instr, Value
-
     params = Value("params", (10000, 0), "params", 0)
     w = Value("w", (5000, 0), "params", 5000)
     acts = Value("a", (0, 8), "acts", 0)
