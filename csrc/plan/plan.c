@@ -458,11 +458,10 @@ static ffnc_status check_exact_indices(const ffnc_plan_desc *d, const ffnc_plan_
     return FFNC_OK;
 }
 
-/* Whether `lr` is a learning rate the STEP of a dense backward can take (as SGD's). */
+/* Whether `lr` is a learning rate the STEP of a dense backward can take: SGD's rule, since
+ * the step is the SGD instruction's own operation. */
 static ffnc_status check_step_lr(ffnc_dtype dtype, double lr) {
-    double limit = dtype == FFNC_F32 ? FLT_MAX : DBL_MAX;
-    FFNC_REQUIRE(isfinite(lr) && fabs(lr) <= limit, FFNC_ERR_INVALID_ARGUMENT);
-    return FFNC_OK;
+    return ffnc_sgd_update(dtype, 0, NULL, NULL, lr, 0.0);
 }
 
 /* FFNC_PLAN_STEP: a dense backward that adds its weight gradient into a velocity and updates

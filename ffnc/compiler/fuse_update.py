@@ -113,14 +113,13 @@ def fuse_momentum(instrs: list[Instr], opt: Momentum, params: list[Node],
             updates.append(Instr("momentum", [(params_arena, offset), (grads_arena, offset),
                                               (velocity, offset)],
                                  n=(size, 0), hyper=update.hyper, note="momentum"))
-        elif kind == "stepped":
-            updates.append(Instr("sgd", [(params_arena, offset), (velocity, offset)],
-                                 n=(size, 0), hyper=(lr, 0.0), flags=frozenset({"stepped"}),
-                                 note="momentum (stepped in the backward GEMMs)"))
         else:
+            stepped = kind == "stepped"
             updates.append(Instr("sgd", [(params_arena, offset), (velocity, offset)],
                                  n=(size, 0), hyper=(lr, 0.0),
-                                 note="momentum (velocity from the backward GEMMs)"))
+                                 flags=frozenset({"stepped"} if stepped else ()),
+                                 note="momentum (stepped in the backward GEMMs)" if stepped
+                                 else "momentum (velocity from the backward GEMMs)"))
     instrs[at:at + 1] = updates
     return fused
 
