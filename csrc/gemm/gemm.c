@@ -10,7 +10,9 @@
  *                                   the first MC block packs the KC x NC block of op(B)
  *                                   GEMM_CHUNK_PANELS micro-panels at a time, multiplying each
  *                                   chunk while it is in L1/L2 and prefetching the source of
- *                                   the next (GotoBLAS); later MC blocks reuse it (L2/L3)
+ *                                   the next (GotoBLAS); later MC blocks reuse it (L2/L3);
+ *                                   with a single MC block, each chunk overwrites the last
+ *                                   (it stays in cache: 128 x 512 x 512 f32 +2-4%)
  *         jr over NC in NR:         one KC x NR micro-panel of B (lives in L1)
  *           ir over MC in MR:       the micro-kernel: an MR x NR tile of C in registers
  * Packing copies each block once into the exact order the micro-kernel reads it, zero-padded to

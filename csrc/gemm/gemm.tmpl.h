@@ -369,9 +369,9 @@ static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
 }
 
 /* One MC x KC block of packed A (pa, mc rows, the first `full` in MR-row panels) times the
- * packed B micro-panels of columns [jr_begin, jr_end) of a KC x NC block (pb), into C (c at
- * the block's first element, global row and column `row`, `col`); `pf`, when not NULL, is
- * prefetched along the way. */
+ * packed B micro-panels of columns [jr_begin, jr_end) of a KC x NC block (pb at the panel of
+ * column jr_begin), into C (c at the block's first element, global row and column `row`,
+ * `col`); `pf`, when not NULL, is prefetched along the way. */
 static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_t mc, size_t full,
                                  const REAL *pa, const REAL *pb, size_t jr_begin, size_t jr_end,
                                  REAL beta, const LOCAL(gemm_epi) *ep, REAL *c, size_t row,
@@ -380,7 +380,7 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
     size_t b_stride = LOCAL(panel_stride)(kc);
     for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
         size_t nr = min_size(NR, jr_end - jr);
-        const REAL *panel = pb + jr / NR * b_stride;
+        const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
         for (size_t ir = 0, h; ir < mc; ir += h) {
             h = LOCAL(panel_height)(ir, full);
             size_t mr = min_size(h, mc - ir);
@@ -448,6 +448,10 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
     size_t k_step = block_step(k, KC, 1);
     size_t m_step = block_step(m, MC, MR);
     size_t chunk = GEMM_CHUNK_PANELS * NR;
+    /* One MC block covers the rectangle: the packed B is used once, chunk by chunk, so every
+     * chunk is packed into the same place, which stays in L1/L2 (the next chunk's stores hit
+     * the cache instead of fetching lines of a KC x NC buffer evicted since the last call). */
+    int single_block = m <= m_step;
     for (size_t jc = 0; jc < n; jc += GEMM_NC) {
         size_t nc = min_size(GEMM_NC, n - jc);
         for (size_t pc = 0; pc < k; pc += k_step) {
@@ -477,8 +481,9 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                 size_t calls = GEMM_CHUNK_PANELS * ((mc + MRS - 1) / MRS);
                 for (size_t jb = 0; jb < nc; jb += chunk) {
                     size_t nb = min_size(chunk, nc - jb);
+                    REAL *pb_chunk = single_block ? pb : pb + jb / NR * b_stride;
                     LOCAL(pack_b)(pr->trans_b, kc, nb, LOCAL(b_at)(pr, pc, j0 + jc + jb), pr->ldb,
-                                  pb + jb / NR * b_stride);
+                                  pb_chunk);
                     LOCAL(prefetch_stream) pf, *next = NULL;
                     size_t rate = 0;
                     if (!pr->trans_b && jb + nb < nc) {
@@ -491,7 +496,7 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                         rate = LOCAL(prefetch_rate)(lines, calls);
                         next = &pf;
                     }
-                    LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, jb, jb + nb, beta, ep, c,
+                    LOCAL(block_kernels)(pr, kc, mc, full, pa, pb_chunk, jb, jb + nb, beta, ep, c,
                                          i0 + ic, j0 + jc, next, rate);
                 }
                 LOCAL(activate_block_of)(pr, ep, c, mc, nc);
