@@ -17,11 +17,12 @@ ACTIVATION_ALPHA = {"leaky_relu": 0.07, "elu": 0.8}
 
 # (m, n, k): the small unpacked path (m n k <= 512, m = 1) and the packed one; K = 1, M = 1, N = 1;
 # one around each block size: MR (4, 6, 14), NR (4, 8, 16, 32), KC (256, 320), MC (32 .. 168),
-# NC = 1024.
+# NC = 1024; one MC block with several chunks of packed B (packed into one place) and K blocks.
 SHAPES = [
     (1, 1, 1), (3, 2, 5), (8, 8, 8), (8, 8, 9), (37, 53, 71), (7, 9, 1), (1, 300, 40),
     (1, 64, 600), (300, 1, 64), (200, 1, 1), (5, 15, 255), (13, 17, 256), (29, 33, 257),
     (145, 31, 513), (9, 40, 641), (169, 65, 20), (3, 1025, 9), (2, 2049, 3), (95, 97, 300),
+    (100, 130, 700),
 ]
 
 
