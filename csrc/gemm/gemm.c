@@ -13,8 +13,10 @@
  *                                   the next (GotoBLAS); later MC blocks reuse it (L2/L3);
  *                                   with a single MC block, each chunk overwrites the last
  *                                   (it stays in cache: 128 x 512 x 512 f32 +2-4%)
- *         jr over NC in NR:         one KC x NR micro-panel of B (lives in L1)
- *           ir over MC in MR:       the micro-kernel: an MR x NR tile of C in registers
+ *         ir over MC in MR:         one MR x KC micro-panel of A (lives in L1)
+ *           jr over NC in NR:       the micro-kernel: an MR x NR tile of C in registers, times
+ *                                   a KC x NR micro-panel of B (from L2 / L3), so that C is
+ *                                   written along its rows (see block_kernels)
  * Packing copies each block once into the exact order the micro-kernel reads it, zero-padded to
  * whole panels, so the micro-kernel streams contiguous memory, never reads out of bounds, and
  * every transpose (NN, NT, TN, TT) is handled by the packing alone. Where the path has a

@@ -368,6 +368,63 @@ static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
     return calls == 0 ? lines : (lines + calls - 1) / calls;
 }
 
+/* One micro-kernel call of block_kernels: the h-row panel at row ir of the packed A block
+ * times the packed B micro-panel of column jr, stored into C (mr x nr of it) with the
+ * epilogue; `tile` is the MR x NR buffer for tiles not stored from registers. */
+static inline void LOCAL(block_tile)(const LOCAL(gemm_problem) *pr, size_t kc, const REAL *pa,
+                                     const REAL *panel, size_t ir, size_t h, size_t mr,
+                                     size_t jr, size_t nr, REAL beta, const LOCAL(gemm_epi) *ep,
+                                     REAL *c, size_t row, size_t col, LOCAL(prefetch_stream) *pf,
+                                     size_t pf_rate, REAL *tile) {
+    const REAL *pa_panel = pa + ir * kc;
+    if (pr->trans_c) {
+        if (pf) LOCAL(prefetch_some)(pf, pf_rate);
+        if (h == MR)
+            UKERNEL(kc, pa_panel, panel, tile);
+        else
+            UKERNEL_SMALL(kc, pa_panel, panel, tile);
+        LOCAL(store_tile_transposed)(tile, mr, nr, pr->alpha, beta, pr->c, pr->ldc, ep, row + ir,
+                                     col + jr);
+        return;
+    }
+    REAL *ct = c + ir * pr->ldc + jr;
+    /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while the
+     * micro-kernel runs, not when it is stored. */
+    for (size_t i = 0; i < mr; i++) {
+        __builtin_prefetch(ct + i * pr->ldc, 1);
+        __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
+    }
+    if (ep && ep->update) {
+        /* the parameter the step updates: read and written at the store, as C */
+        REAL *ut = ep->update + (row + ir) * ep->ld_update + col + jr;
+        for (size_t i = 0; i < mr; i++) {
+            __builtin_prefetch(ut + i * ep->ld_update, 1);
+            __builtin_prefetch(ut + i * ep->ld_update + nr - 1, 1);
+        }
+    }
+    if (pf) LOCAL(prefetch_some)(pf, pf_rate);
+#if GEMM_DIRECT_C
+    if (h == MR && mr == MR && nr == NR) {
+        if (ep == NULL)
+            UKERNEL_C(kc, pa_panel, panel, pr->alpha, beta, ct, pr->ldc, NULL, NULL, 0,
+                      FFNC_ACT_IDENTITY, 0, NULL, 0, 0);
+        else
+            UKERNEL_C(kc, pa_panel, panel, pr->alpha, beta, ct, pr->ldc,
+                      ep->bias ? ep->bias + col + jr : NULL,
+                      ep->pre_act ? ep->pre_act + (row + ir) * ep->ld_pre_act + col + jr : NULL,
+                      ep->ld_pre_act, ep->exact ? ep->act : FFNC_ACT_IDENTITY, ep->act_alpha,
+                      ep->update ? ep->update + (row + ir) * ep->ld_update + col + jr : NULL,
+                      ep->ld_update, ep->update_rate);
+        return;
+    }
+#endif
+    if (h == MR)
+        UKERNEL(kc, pa_panel, panel, tile);
+    else
+        UKERNEL_SMALL(kc, pa_panel, panel, tile);
+    LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep, row + ir, col + jr);
+}
+
 /* One MC x KC block of packed A (pa, mc rows, the first `full` in MR-row panels) times the
  * packed B micro-panels of columns [jr_begin, jr_end) of a KC x NC block (pb at the panel of
  * column jr_begin), into C (c at the block's first element, global row and column `row`,
@@ -378,61 +435,35 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
                                  size_t col, LOCAL(prefetch_stream) *pf, size_t pf_rate) {
     _Alignas(64) REAL tile[MR * NR];
     size_t b_stride = LOCAL(panel_stride)(kc);
+    if (!pr->trans_c) {
+        /* Along the rows of C: consecutive calls store the next NR columns of the same MR rows
+         * (C's rows are contiguous), so C streams through the hardware prefetchers and open
+         * DRAM pages instead of jumping MR rows down a column each call; the A micro-panel
+         * stays in L1 and the B micro-panels stream from L2 (a chunk just packed) or L3 (the
+         * packed block, in later MC blocks). The same tiles in another order: the same bits.
+         * Measured on Zen 3 against the column order, one thread: dW of a batch of 32
+         * (TN, k = 32, C of 4 to 64 MiB) 1.23-1.44x in f32 and 1.7-2.2x in f64, k = 128..256
+         * 1.08-1.21x, square and MLP-sized NN and NT products 0.97-1.06x (noise). */
+        for (size_t ir = 0, h; ir < mc; ir += h) {
+            h = LOCAL(panel_height)(ir, full);
+            size_t mr = min_size(h, mc - ir);
+            for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
+                const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
+                LOCAL(block_tile)(pr, kc, pa, panel, ir, h, mr, jr, min_size(NR, jr_end - jr),
+                                  beta, ep, c, row, col, pf, pf_rate, tile);
+            }
+        }
+        return;
+    }
+    /* C^T of the caller's C (store_tile_transposed): the problem's columns are the caller's
+     * rows, so down the problem's columns is along the caller's rows */
     for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
         size_t nr = min_size(NR, jr_end - jr);
         const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
         for (size_t ir = 0, h; ir < mc; ir += h) {
             h = LOCAL(panel_height)(ir, full);
-            size_t mr = min_size(h, mc - ir);
-            if (pr->trans_c) {
-                if (pf) LOCAL(prefetch_some)(pf, pf_rate);
-                if (h == MR)
-                    UKERNEL(kc, pa + ir * kc, panel, tile);
-                else
-                    UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
-                LOCAL(store_tile_transposed)(tile, mr, nr, pr->alpha, beta, pr->c, pr->ldc, ep,
-                                             row + ir, col + jr);
-                continue;
-            }
-            REAL *ct = c + ir * pr->ldc + jr;
-            /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while
-             * the micro-kernel runs, not when it is stored. */
-            for (size_t i = 0; i < mr; i++) {
-                __builtin_prefetch(ct + i * pr->ldc, 1);
-                __builtin_prefetch(ct + i * pr->ldc + nr - 1, 1);
-            }
-            if (ep && ep->update) {
-                /* the parameter the step updates: read and written at the store, as C */
-                REAL *ut = ep->update + (row + ir) * ep->ld_update + col + jr;
-                for (size_t i = 0; i < mr; i++) {
-                    __builtin_prefetch(ut + i * ep->ld_update, 1);
-                    __builtin_prefetch(ut + i * ep->ld_update + nr - 1, 1);
-                }
-            }
-            if (pf) LOCAL(prefetch_some)(pf, pf_rate);
-#if GEMM_DIRECT_C
-            if (h == MR && mr == MR && nr == NR) {
-                if (ep == NULL)
-                    UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc, NULL, NULL, 0,
-                              FFNC_ACT_IDENTITY, 0, NULL, 0, 0);
-                else
-                    UKERNEL_C(kc, pa + ir * kc, panel, pr->alpha, beta, ct, pr->ldc,
-                              ep->bias ? ep->bias + col + jr : NULL,
-                              ep->pre_act ? ep->pre_act + (row + ir) * ep->ld_pre_act + col + jr
-                                          : NULL,
-                              ep->ld_pre_act, ep->exact ? ep->act : FFNC_ACT_IDENTITY,
-                              ep->act_alpha,
-                              ep->update ? ep->update + (row + ir) * ep->ld_update + col + jr
-                                         : NULL,
-                              ep->ld_update, ep->update_rate);
-                continue;
-            }
-#endif
-            if (h == MR)
-                UKERNEL(kc, pa + ir * kc, panel, tile);
-            else
-                UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
-            LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep, row + ir, col + jr);
+            LOCAL(block_tile)(pr, kc, pa, panel, ir, h, min_size(h, mc - ir), jr, nr, beta, ep,
+                              c, row, col, pf, pf_rate, tile);
         }
     }
 }
