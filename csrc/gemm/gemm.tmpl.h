@@ -368,25 +368,15 @@ static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
     return calls == 0 ? lines : (lines + calls - 1) / calls;
 }
 
-/* One micro-kernel call of block_kernels: the h-row panel at row ir of the packed A block
- * times the packed B micro-panel of column jr, stored into C (mr x nr of it) with the
- * epilogue; `tile` is the MR x NR buffer for tiles not stored from registers. */
+/* One micro-kernel call of block_kernels (C not transposed): the h-row panel at row ir of
+ * the packed A block times the packed B micro-panel of column jr, stored into C (mr x nr of
+ * it) with the epilogue; `tile` is the MR x NR buffer for tiles not stored from registers. */
 static inline void LOCAL(block_tile)(const LOCAL(gemm_problem) *pr, size_t kc, const REAL *pa,
                                      const REAL *panel, size_t ir, size_t h, size_t mr,
                                      size_t jr, size_t nr, REAL beta, const LOCAL(gemm_epi) *ep,
                                      REAL *c, size_t row, size_t col, LOCAL(prefetch_stream) *pf,
                                      size_t pf_rate, REAL *tile) {
     const REAL *pa_panel = pa + ir * kc;
-    if (pr->trans_c) {
-        if (pf) LOCAL(prefetch_some)(pf, pf_rate);
-        if (h == MR)
-            UKERNEL(kc, pa_panel, panel, tile);
-        else
-            UKERNEL_SMALL(kc, pa_panel, panel, tile);
-        LOCAL(store_tile_transposed)(tile, mr, nr, pr->alpha, beta, pr->c, pr->ldc, ep, row + ir,
-                                     col + jr);
-        return;
-    }
     REAL *ct = c + ir * pr->ldc + jr;
     /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while the
      * micro-kernel runs, not when it is stored. */
@@ -455,15 +445,21 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
         }
         return;
     }
-    /* C^T of the caller's C (store_tile_transposed): the problem's columns are the caller's
-     * rows, so down the problem's columns is along the caller's rows */
+    /* C^T of the caller's C, stored through the tile buffer (store_tile_transposed): the
+     * problem's columns are the caller's rows, so down the problem's columns is along the
+     * caller's rows */
     for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
         size_t nr = min_size(NR, jr_end - jr);
         const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
         for (size_t ir = 0, h; ir < mc; ir += h) {
             h = LOCAL(panel_height)(ir, full);
-            LOCAL(block_tile)(pr, kc, pa, panel, ir, h, min_size(h, mc - ir), jr, nr, beta, ep,
-                              c, row, col, pf, pf_rate, tile);
+            if (pf) LOCAL(prefetch_some)(pf, pf_rate);
+            if (h == MR)
+                UKERNEL(kc, pa + ir * kc, panel, tile);
+            else
+                UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
+            LOCAL(store_tile_transposed)(tile, min_size(h, mc - ir), nr, pr->alpha, beta, pr->c,
+                                         pr->ldc, ep, row + ir, col + jr);
         }
     }
 }
