@@ -265,7 +265,8 @@ static void LOCAL(pack_a)(int trans, size_t mc, size_t kc, const REAL *restrict 
         size_t mr = min_size(h, mc - ir);
 #if GEMM_PACK_A_ROWS
         if (mr == h) {
-            PACK_A_ROWS(h, kc, a + ir * lda, lda, pa + ir * kc);
+            PACK_A_ROWS(h, kc, a + ir * lda, lda, pa + ir * kc,
+                        ir + h < mc ? a + (ir + h) * lda : NULL);
             continue;
         }
 #endif
@@ -329,43 +330,24 @@ static void LOCAL(pack_b)(int trans, size_t kc, size_t nc, const REAL *restrict 
 
 /* ---- the blocked product over one rectangle of C ----------------------------------------- */
 
-/* Source cache lines to prefetch, a few at a time: `runs` runs of `run_len` values, `stride`
- * values apart (the pieces of the rows of B that the next chunk of B will be packed from). */
-typedef struct LOCAL(prefetch_stream) {
-    const char *next; /* the next line to prefetch */
-    const char *run_end;
-    const REAL *run;
-    size_t runs_left, run_len, stride;
-} LOCAL(prefetch_stream);
-
-static inline void LOCAL(prefetch_start)(LOCAL(prefetch_stream) *s, const REAL *first,
-                                         size_t runs, size_t run_len, size_t stride) {
-    s->run = first;
-    s->runs_left = runs;
-    s->run_len = run_len;
-    s->stride = stride;
-    s->next = (const char *)((uintptr_t)first & ~(uintptr_t)63);
-    s->run_end = (const char *)(first + run_len);
-}
-
-/* Prefetches up to `lines` more lines of the stream into L2. */
-static inline void LOCAL(prefetch_some)(LOCAL(prefetch_stream) *s, size_t lines) {
-    while (lines > 0 && s->runs_left > 0) {
-        __builtin_prefetch(s->next, 0, 2);
-        lines--;
-        s->next += 64;
-        if (s->next >= s->run_end) {
-            if (--s->runs_left == 0) return;
-            s->run += s->stride;
-            s->next = (const char *)((uintptr_t)s->run & ~(uintptr_t)63);
-            s->run_end = (const char *)(s->run + s->run_len);
-        }
-    }
-}
-
-/* Lines to prefetch per micro-kernel call so that a stream of `lines` is done in `calls`. */
-static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
-    return calls == 0 ? lines : (lines + calls - 1) / calls;
+/* The stream of probes over the source of the next chunk of B: `runs` runs of `run_len` values,
+ * `stride` values apart, `budget` probes per micro-kernel call (see gemm_prefetch). */
+static inline gemm_prefetch LOCAL(prefetch_start)(const REAL *first, size_t runs, size_t run_len,
+                                                  size_t stride, size_t calls) {
+    /* Probes 64 bytes apart from a run's first byte touch every line of the run if there are
+     * as many as its bytes span lines: one more than whole lines, unless each run starts a
+     * line. */
+    size_t bytes = run_len * sizeof(REAL);
+    size_t per_run = (bytes + 63) / 64;
+    if ((uintptr_t)first % 64 != 0 || stride * sizeof(REAL) % 64 != 0) per_run++;
+    size_t lines = runs * per_run;
+    gemm_prefetch pf = {.row = (const char *)first,
+                        .offset = 0,
+                        .row_bytes = per_run * 64,
+                        .lines_left = lines,
+                        .budget = calls == 0 ? lines : (lines + calls - 1) / calls,
+                        .stride = (ptrdiff_t)(stride * sizeof(REAL))};
+    return pf;
 }
 
 /* One micro-kernel call of block_kernels (C not transposed): the h-row panel at row ir of
@@ -374,8 +356,8 @@ static inline size_t LOCAL(prefetch_rate)(size_t lines, size_t calls) {
 static inline void LOCAL(block_tile)(const LOCAL(gemm_problem) *pr, size_t kc, const REAL *pa,
                                      const REAL *panel, size_t ir, size_t h, size_t mr,
                                      size_t jr, size_t nr, REAL beta, const LOCAL(gemm_epi) *ep,
-                                     REAL *c, size_t row, size_t col, LOCAL(prefetch_stream) *pf,
-                                     size_t pf_rate, REAL *tile) {
+                                     REAL *c, size_t row, size_t col, gemm_prefetch *pf,
+                                     REAL *tile) {
     const REAL *pa_panel = pa + ir * kc;
     REAL *ct = c + ir * pr->ldc + jr;
     /* C comes from L3 or memory (an MC x NC block outgrows L2): fetch the tile while the
@@ -392,26 +374,25 @@ static inline void LOCAL(block_tile)(const LOCAL(gemm_problem) *pr, size_t kc, c
             __builtin_prefetch(ut + i * ep->ld_update + nr - 1, 1);
         }
     }
-    if (pf) LOCAL(prefetch_some)(pf, pf_rate);
 #if GEMM_DIRECT_C
     if (h == MR && mr == MR && nr == NR) {
         if (ep == NULL)
             UKERNEL_C(kc, pa_panel, panel, pr->alpha, beta, ct, pr->ldc, NULL, NULL, 0,
-                      FFNC_ACT_IDENTITY, 0, NULL, 0, 0);
+                      FFNC_ACT_IDENTITY, 0, NULL, 0, 0, pf);
         else
             UKERNEL_C(kc, pa_panel, panel, pr->alpha, beta, ct, pr->ldc,
                       ep->bias ? ep->bias + col + jr : NULL,
                       ep->pre_act ? ep->pre_act + (row + ir) * ep->ld_pre_act + col + jr : NULL,
                       ep->ld_pre_act, ep->exact ? ep->act : FFNC_ACT_IDENTITY, ep->act_alpha,
                       ep->update ? ep->update + (row + ir) * ep->ld_update + col + jr : NULL,
-                      ep->ld_update, ep->update_rate);
+                      ep->ld_update, ep->update_rate, pf);
         return;
     }
 #endif
     if (h == MR)
-        UKERNEL(kc, pa_panel, panel, tile);
+        UKERNEL(kc, pa_panel, panel, tile, pf);
     else
-        UKERNEL_SMALL(kc, pa_panel, panel, tile);
+        UKERNEL_SMALL(kc, pa_panel, panel, tile, pf);
     LOCAL(store_tile)(tile, mr, nr, pr->alpha, beta, ct, pr->ldc, ep, row + ir, col + jr);
 }
 
@@ -422,7 +403,7 @@ static inline void LOCAL(block_tile)(const LOCAL(gemm_problem) *pr, size_t kc, c
 static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_t mc, size_t full,
                                  const REAL *pa, const REAL *pb, size_t jr_begin, size_t jr_end,
                                  REAL beta, const LOCAL(gemm_epi) *ep, REAL *c, size_t row,
-                                 size_t col, LOCAL(prefetch_stream) *pf, size_t pf_rate) {
+                                 size_t col, gemm_prefetch *pf) {
     _Alignas(64) REAL tile[MR * NR];
     size_t b_stride = LOCAL(panel_stride)(kc);
     if (!pr->trans_c) {
@@ -440,7 +421,7 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
             for (size_t jr = jr_begin; jr < jr_end; jr += NR) {
                 const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
                 LOCAL(block_tile)(pr, kc, pa, panel, ir, h, mr, jr, min_size(NR, jr_end - jr),
-                                  beta, ep, c, row, col, pf, pf_rate, tile);
+                                  beta, ep, c, row, col, pf, tile);
             }
         }
         return;
@@ -453,11 +434,10 @@ static void LOCAL(block_kernels)(const LOCAL(gemm_problem) *pr, size_t kc, size_
         const REAL *panel = pb + (jr - jr_begin) / NR * b_stride;
         for (size_t ir = 0, h; ir < mc; ir += h) {
             h = LOCAL(panel_height)(ir, full);
-            if (pf) LOCAL(prefetch_some)(pf, pf_rate);
             if (h == MR)
-                UKERNEL(kc, pa + ir * kc, panel, tile);
+                UKERNEL(kc, pa + ir * kc, panel, tile, pf);
             else
-                UKERNEL_SMALL(kc, pa + ir * kc, panel, tile);
+                UKERNEL_SMALL(kc, pa + ir * kc, panel, tile, pf);
             LOCAL(store_tile_transposed)(tile, min_size(h, mc - ir), nr, pr->alpha, beta, pr->c,
                                          pr->ldc, ep, row + ir, col + jr);
         }
@@ -496,7 +476,7 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                 if (ic > 0) {
                     /* later MC blocks reuse the packed B block */
                     LOCAL(block_kernels)(pr, kc, mc, full, pa, pb, 0, nc, beta, ep, c, i0 + ic,
-                                         j0 + jc, NULL, 0);
+                                         j0 + jc, NULL);
                     LOCAL(activate_block_of)(pr, ep, c, mc, nc);
                     continue;
                 }
@@ -505,26 +485,24 @@ static void LOCAL(gemm_blocked)(const LOCAL(gemm_problem) *pr, size_t i0, size_t
                  * whole KC x NC block through L3 first; the source of the next chunk is
                  * prefetched during the multiplication, so that reading B from memory overlaps
                  * the arithmetic (with small M, B is most of the data). */
-                size_t calls = GEMM_CHUNK_PANELS * ((mc + MRS - 1) / MRS);
+                /* the micro-kernel calls per chunk of B: one per row panel and B panel */
+                size_t panels = full / MR + (mc - full + MRS - 1) / MRS;
                 for (size_t jb = 0; jb < nc; jb += chunk) {
                     size_t nb = min_size(chunk, nc - jb);
                     REAL *pb_chunk = single_block ? pb : pb + jb / NR * b_stride;
                     LOCAL(pack_b)(pr->trans_b, kc, nb, LOCAL(b_at)(pr, pc, j0 + jc + jb), pr->ldb,
                                   pb_chunk);
-                    LOCAL(prefetch_stream) pf, *next = NULL;
-                    size_t rate = 0;
+                    gemm_prefetch pf, *next = NULL;
                     if (!pr->trans_b && jb + nb < nc) {
                         /* (a transposed B is read as NR long rows, which the hardware
                          * prefetchers follow: prefetching it measured no better) */
-                        size_t next_nb = min_size(chunk, nc - jb - nb);
-                        LOCAL(prefetch_start)(&pf, LOCAL(b_at)(pr, pc, j0 + jc + jb + nb), kc,
-                                              next_nb, pr->ldb);
-                        size_t lines = kc * ((next_nb * sizeof(REAL) + 127) / 64);
-                        rate = LOCAL(prefetch_rate)(lines, calls);
+                        size_t calls = (nb + NR - 1) / NR * panels;
+                        pf = LOCAL(prefetch_start)(LOCAL(b_at)(pr, pc, j0 + jc + jb + nb), kc,
+                                                   min_size(chunk, nc - jb - nb), pr->ldb, calls);
                         next = &pf;
                     }
                     LOCAL(block_kernels)(pr, kc, mc, full, pa, pb_chunk, jb, jb + nb, beta, ep, c,
-                                         i0 + ic, j0 + jc, next, rate);
+                                         i0 + ic, j0 + jc, next);
                 }
                 LOCAL(activate_block_of)(pr, ep, c, mc, nc);
             }

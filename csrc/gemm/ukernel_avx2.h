@@ -38,15 +38,33 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
 #define GEMM_PACK_BT_UNIT_f32 8
 #define GEMM_PACK_BT_UNIT_f64 4
 
-#define GEMM_AVX2_LOOP_F32 \
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(); \
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(); \
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(); \
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(); \
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(); \
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps(); \
-_Pragma("GCC unroll 4") \
-    for (size_t p = 0; p < kc; p++) { \
+/* The k loop of a micro-kernel around STEP (one k step), four steps per iteration, with one
+ * probe of the prefetch stream per iteration while the call's share lasts (the rest, for a
+ * short kc, after the loop). */
+#define GEMM_AVX2_K_LOOP(STEP)                                                                 \
+    size_t pf_share = gemm_prefetch_share(pf), pf_todo = pf_share;                             \
+    gemm_prefetch pf_lane = pf_share ? *pf : (gemm_prefetch){0};                               \
+    size_t p = 0;                                                                              \
+    for (; p + 4 <= kc; p += 4) {                                                              \
+        if (pf_todo) {                                                                         \
+            gemm_prefetch_next(&pf_lane.row, &pf_lane.offset, pf_lane.row_bytes,               \
+                               pf_lane.stride);                                                \
+            pf_todo--;                                                                         \
+        }                                                                                      \
+        STEP;                                                                                  \
+        STEP;                                                                                  \
+        STEP;                                                                                  \
+        STEP;                                                                                  \
+    }                                                                                          \
+    for (; p < kc; p++) STEP;                                                                  \
+    if (pf_share) {                                                                            \
+        pf_lane.lines_left -= pf_share - pf_todo;                                              \
+        gemm_prefetch_burst(&pf_lane, pf_todo);                                                \
+        *pf = pf_lane;                                                                         \
+    }
+
+#define GEMM_AVX2_STEP_F32 \
+    do { \
         __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8); \
         __m256 a; \
         a = _mm256_broadcast_ss(pa + 0); \
@@ -69,12 +87,21 @@ _Pragma("GCC unroll 4") \
         c51 = _mm256_fmadd_ps(a, b1, c51); \
         pa += 6; \
         pb += 16; \
-    } \
-    (void)0
+    } while (0)
+
+#define GEMM_AVX2_LOOP_F32 \
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(); \
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(); \
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(); \
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(); \
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(); \
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps(); \
+    GEMM_AVX2_K_LOOP(GEMM_AVX2_STEP_F32)
 
 /* tile (MR x NR, row-major, 32-byte aligned) = sum over p < kc of pa[p][:] outer pb[p][:]. */
 GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
-                                        const float *restrict pb, float *restrict tile) {
+                                        const float *restrict pb, float *restrict tile,
+                                        gemm_prefetch *pf) {
     GEMM_AVX2_LOOP_F32;
     _mm256_store_ps(tile + 0, c00);
     _mm256_store_ps(tile + 8, c01);
@@ -90,15 +117,8 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
     _mm256_store_ps(tile + 88, c51);
 }
 
-#define GEMM_AVX2_LOOP_F64 \
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd(); \
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd(); \
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd(); \
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd(); \
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd(); \
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd(); \
-_Pragma("GCC unroll 4") \
-    for (size_t p = 0; p < kc; p++) { \
+#define GEMM_AVX2_STEP_F64 \
+    do { \
         __m256d b0 = _mm256_loadu_pd(pb), b1 = _mm256_loadu_pd(pb + 4); \
         __m256d a; \
         a = _mm256_broadcast_sd(pa + 0); \
@@ -121,11 +141,20 @@ _Pragma("GCC unroll 4") \
         c51 = _mm256_fmadd_pd(a, b1, c51); \
         pa += 6; \
         pb += 8; \
-    } \
-    (void)0
+    } while (0)
+
+#define GEMM_AVX2_LOOP_F64 \
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd(); \
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd(); \
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd(); \
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd(); \
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd(); \
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd(); \
+    GEMM_AVX2_K_LOOP(GEMM_AVX2_STEP_F64)
 
 GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
-                                        const double *restrict pb, double *restrict tile) {
+                                        const double *restrict pb, double *restrict tile,
+                                        gemm_prefetch *pf) {
     GEMM_AVX2_LOOP_F64;
     _mm256_store_pd(tile + 0, c00);
     _mm256_store_pd(tile + 4, c01);
@@ -213,7 +242,7 @@ GEMM_AVX2_ACTIVATE(__m256d, pd, f64)
         size_t kc, const REAL_T *restrict pa, const REAL_T *restrict pb, REAL_T alpha,         \
         REAL_T beta, REAL_T *restrict c, size_t ldc, const REAL_T *bias, REAL_T *restrict pre, \
         size_t ld_pre, ffnc_activation act, REAL_T act_alpha, REAL_T *restrict update,         \
-        size_t ld_update, REAL_T rate) {                                                       \
+        size_t ld_update, REAL_T rate, gemm_prefetch *pf) {                                    \
         typedef REAL_T REALT;                                                                  \
         LOOP;                                                                                  \
         VT va = GEMM_V(set1, S)(alpha), vb = GEMM_V(set1, S)(beta);                            \
@@ -245,31 +274,34 @@ GEMM_AVX2_UKERNEL_C(f64, double, __m256d, pd, 4, GEMM_AVX2_LOOP_F64)
 #define GEMM_MR_SMALL_f32 4
 #define GEMM_MR_SMALL_f64 4
 
+#define GEMM_AVX2_STEP_SMALL_F32 \
+    do { \
+        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8); \
+        __m256 a; \
+        a = _mm256_broadcast_ss(pa + 0); \
+        c00 = _mm256_fmadd_ps(a, b0, c00); \
+        c01 = _mm256_fmadd_ps(a, b1, c01); \
+        a = _mm256_broadcast_ss(pa + 1); \
+        c10 = _mm256_fmadd_ps(a, b0, c10); \
+        c11 = _mm256_fmadd_ps(a, b1, c11); \
+        a = _mm256_broadcast_ss(pa + 2); \
+        c20 = _mm256_fmadd_ps(a, b0, c20); \
+        c21 = _mm256_fmadd_ps(a, b1, c21); \
+        a = _mm256_broadcast_ss(pa + 3); \
+        c30 = _mm256_fmadd_ps(a, b0, c30); \
+        c31 = _mm256_fmadd_ps(a, b1, c31); \
+        pa += 4; \
+        pb += 16; \
+    } while (0)
+
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict pa,
-                                              const float *restrict pb, float *restrict tile) {
+                                              const float *restrict pb, float *restrict tile,
+                                              gemm_prefetch *pf) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (size_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);
-        __m256 a;
-        a = _mm256_broadcast_ss(pa + 0);
-        c00 = _mm256_fmadd_ps(a, b0, c00);
-        c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(pa + 1);
-        c10 = _mm256_fmadd_ps(a, b0, c10);
-        c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(pa + 2);
-        c20 = _mm256_fmadd_ps(a, b0, c20);
-        c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(pa + 3);
-        c30 = _mm256_fmadd_ps(a, b0, c30);
-        c31 = _mm256_fmadd_ps(a, b1, c31);
-        pa += 4;
-        pb += 16;
-    }
+    GEMM_AVX2_K_LOOP(GEMM_AVX2_STEP_SMALL_F32)
     _mm256_store_ps(tile + 0, c00);
     _mm256_store_ps(tile + 8, c01);
     _mm256_store_ps(tile + 16, c10);
@@ -280,31 +312,34 @@ GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict p
     _mm256_store_ps(tile + 56, c31);
 }
 
+#define GEMM_AVX2_STEP_SMALL_F64 \
+    do { \
+        __m256d b0 = _mm256_loadu_pd(pb), b1 = _mm256_loadu_pd(pb + 4); \
+        __m256d a; \
+        a = _mm256_broadcast_sd(pa + 0); \
+        c00 = _mm256_fmadd_pd(a, b0, c00); \
+        c01 = _mm256_fmadd_pd(a, b1, c01); \
+        a = _mm256_broadcast_sd(pa + 1); \
+        c10 = _mm256_fmadd_pd(a, b0, c10); \
+        c11 = _mm256_fmadd_pd(a, b1, c11); \
+        a = _mm256_broadcast_sd(pa + 2); \
+        c20 = _mm256_fmadd_pd(a, b0, c20); \
+        c21 = _mm256_fmadd_pd(a, b1, c21); \
+        a = _mm256_broadcast_sd(pa + 3); \
+        c30 = _mm256_fmadd_pd(a, b0, c30); \
+        c31 = _mm256_fmadd_pd(a, b1, c31); \
+        pa += 4; \
+        pb += 8; \
+    } while (0)
+
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f64(size_t kc, const double *restrict pa,
-                                              const double *restrict pb, double *restrict tile) {
+                                              const double *restrict pb, double *restrict tile,
+                                              gemm_prefetch *pf) {
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
     __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
     __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-#pragma GCC unroll 4
-    for (size_t p = 0; p < kc; p++) {
-        __m256d b0 = _mm256_loadu_pd(pb), b1 = _mm256_loadu_pd(pb + 4);
-        __m256d a;
-        a = _mm256_broadcast_sd(pa + 0);
-        c00 = _mm256_fmadd_pd(a, b0, c00);
-        c01 = _mm256_fmadd_pd(a, b1, c01);
-        a = _mm256_broadcast_sd(pa + 1);
-        c10 = _mm256_fmadd_pd(a, b0, c10);
-        c11 = _mm256_fmadd_pd(a, b1, c11);
-        a = _mm256_broadcast_sd(pa + 2);
-        c20 = _mm256_fmadd_pd(a, b0, c20);
-        c21 = _mm256_fmadd_pd(a, b1, c21);
-        a = _mm256_broadcast_sd(pa + 3);
-        c30 = _mm256_fmadd_pd(a, b0, c30);
-        c31 = _mm256_fmadd_pd(a, b1, c31);
-        pa += 4;
-        pb += 8;
-    }
+    GEMM_AVX2_K_LOOP(GEMM_AVX2_STEP_SMALL_F64)
     _mm256_store_pd(tile + 0, c00);
     _mm256_store_pd(tile + 4, c01);
     _mm256_store_pd(tile + 8, c10);

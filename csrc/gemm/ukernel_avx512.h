@@ -33,7 +33,9 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
 
 /* tile (MR x NR, row-major, 64-byte aligned) = sum over p < kc of pa[p][:] outer pb[p][:]. */
 GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
-                                        const float *restrict pb, float *restrict tile) {
+                                        const float *restrict pb, float *restrict tile,
+                                        gemm_prefetch *pf) {
+    gemm_prefetch_at_once(pf);
     __m512 acc[GEMM_MR_f32][2];
 #pragma GCC unroll 14
     for (int i = 0; i < GEMM_MR_f32; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -56,7 +58,9 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
 }
 
 GEMM_MICRO_KERNEL void gemm_ukernel_f64(size_t kc, const double *restrict pa,
-                                        const double *restrict pb, double *restrict tile) {
+                                        const double *restrict pb, double *restrict tile,
+                                        gemm_prefetch *pf) {
+    gemm_prefetch_at_once(pf);
     __m512d acc[GEMM_MR_f64][2];
 #pragma GCC unroll 14
     for (int i = 0; i < GEMM_MR_f64; i++) acc[i][0] = acc[i][1] = _mm512_setzero_pd();

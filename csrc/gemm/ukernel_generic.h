@@ -31,7 +31,9 @@ GEMM_GENERIC_PACK_BT(double, f64)
 
 #define GEMM_GENERIC_UKERNEL(REAL_, SFX_)                                                        \
     GEMM_MICRO_KERNEL void gemm_ukernel_##SFX_(size_t kc, const REAL_ *restrict pa,              \
-                                               const REAL_ *restrict pb, REAL_ *restrict tile) { \
+                                               const REAL_ *restrict pb, REAL_ *restrict tile,  \
+                                               gemm_prefetch *pf) {                             \
+        gemm_prefetch_at_once(pf);                                                              \
         enum { MR_ = GEMM_MR_##SFX_, NR_ = GEMM_NR_##SFX_ };                                    \
         REAL_ acc[MR_][NR_] = {{0}};                                                            \
         for (size_t p = 0; p < kc; p++) {                                                       \
