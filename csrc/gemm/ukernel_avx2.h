@@ -63,31 +63,33 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
         *pf = pf_lane;                                                                         \
     }
 
-#define GEMM_AVX2_STEP_F32 \
-    do { \
-        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8); \
-        __m256 a; \
-        a = _mm256_broadcast_ss(pa + 0); \
-        c00 = _mm256_fmadd_ps(a, b0, c00); \
-        c01 = _mm256_fmadd_ps(a, b1, c01); \
-        a = _mm256_broadcast_ss(pa + 1); \
-        c10 = _mm256_fmadd_ps(a, b0, c10); \
-        c11 = _mm256_fmadd_ps(a, b1, c11); \
-        a = _mm256_broadcast_ss(pa + 2); \
-        c20 = _mm256_fmadd_ps(a, b0, c20); \
-        c21 = _mm256_fmadd_ps(a, b1, c21); \
-        a = _mm256_broadcast_ss(pa + 3); \
-        c30 = _mm256_fmadd_ps(a, b0, c30); \
-        c31 = _mm256_fmadd_ps(a, b1, c31); \
-        a = _mm256_broadcast_ss(pa + 4); \
-        c40 = _mm256_fmadd_ps(a, b0, c40); \
-        c41 = _mm256_fmadd_ps(a, b1, c41); \
-        a = _mm256_broadcast_ss(pa + 5); \
-        c50 = _mm256_fmadd_ps(a, b0, c50); \
-        c51 = _mm256_fmadd_ps(a, b1, c51); \
-        pa += 6; \
-        pb += 16; \
+/* One k step of an h-row tile (h = 6, or 4 for the last rows of a block): two vectors of the
+ * B micro-panel's row, then each row's A value broadcast against both. VT is the vector type,
+ * S its intrinsic suffix, BC the broadcast's, W the lanes of one vector. */
+#define GEMM_AVX2_FMA_ROW(BC, S, i)                                                            \
+    a = _mm256_broadcast_##BC(pa + i);                                                         \
+    c##i##0 = _mm256_fmadd_##S(a, b0, c##i##0);                                                \
+    c##i##1 = _mm256_fmadd_##S(a, b1, c##i##1)
+#define GEMM_AVX2_FMA_ROWS_4(BC, S)                                                            \
+    GEMM_AVX2_FMA_ROW(BC, S, 0);                                                               \
+    GEMM_AVX2_FMA_ROW(BC, S, 1);                                                               \
+    GEMM_AVX2_FMA_ROW(BC, S, 2);                                                               \
+    GEMM_AVX2_FMA_ROW(BC, S, 3)
+#define GEMM_AVX2_FMA_ROWS_6(BC, S)                                                            \
+    GEMM_AVX2_FMA_ROWS_4(BC, S);                                                               \
+    GEMM_AVX2_FMA_ROW(BC, S, 4);                                                               \
+    GEMM_AVX2_FMA_ROW(BC, S, 5)
+#define GEMM_AVX2_STEP(h, VT, S, BC, W)                                                        \
+    do {                                                                                       \
+        VT b0 = _mm256_loadu_##S(pb), b1 = _mm256_loadu_##S(pb + W), a;                        \
+        GEMM_AVX2_FMA_ROWS_##h(BC, S);                                                         \
+        pa += h;                                                                               \
+        pb += 2 * W;                                                                           \
     } while (0)
+#define GEMM_AVX2_STEP_F32 GEMM_AVX2_STEP(6, __m256, ps, ss, 8)
+#define GEMM_AVX2_STEP_F64 GEMM_AVX2_STEP(6, __m256d, pd, sd, 4)
+#define GEMM_AVX2_STEP_SMALL_F32 GEMM_AVX2_STEP(4, __m256, ps, ss, 8)
+#define GEMM_AVX2_STEP_SMALL_F64 GEMM_AVX2_STEP(4, __m256d, pd, sd, 4)
 
 #define GEMM_AVX2_LOOP_F32 \
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(); \
@@ -116,32 +118,6 @@ GEMM_MICRO_KERNEL void gemm_ukernel_f32(size_t kc, const float *restrict pa,
     _mm256_store_ps(tile + 80, c50);
     _mm256_store_ps(tile + 88, c51);
 }
-
-#define GEMM_AVX2_STEP_F64 \
-    do { \
-        __m256d b0 = _mm256_loadu_pd(pb), b1 = _mm256_loadu_pd(pb + 4); \
-        __m256d a; \
-        a = _mm256_broadcast_sd(pa + 0); \
-        c00 = _mm256_fmadd_pd(a, b0, c00); \
-        c01 = _mm256_fmadd_pd(a, b1, c01); \
-        a = _mm256_broadcast_sd(pa + 1); \
-        c10 = _mm256_fmadd_pd(a, b0, c10); \
-        c11 = _mm256_fmadd_pd(a, b1, c11); \
-        a = _mm256_broadcast_sd(pa + 2); \
-        c20 = _mm256_fmadd_pd(a, b0, c20); \
-        c21 = _mm256_fmadd_pd(a, b1, c21); \
-        a = _mm256_broadcast_sd(pa + 3); \
-        c30 = _mm256_fmadd_pd(a, b0, c30); \
-        c31 = _mm256_fmadd_pd(a, b1, c31); \
-        a = _mm256_broadcast_sd(pa + 4); \
-        c40 = _mm256_fmadd_pd(a, b0, c40); \
-        c41 = _mm256_fmadd_pd(a, b1, c41); \
-        a = _mm256_broadcast_sd(pa + 5); \
-        c50 = _mm256_fmadd_pd(a, b0, c50); \
-        c51 = _mm256_fmadd_pd(a, b1, c51); \
-        pa += 6; \
-        pb += 8; \
-    } while (0)
 
 #define GEMM_AVX2_LOOP_F64 \
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd(); \
@@ -274,26 +250,6 @@ GEMM_AVX2_UKERNEL_C(f64, double, __m256d, pd, 4, GEMM_AVX2_LOOP_F64)
 #define GEMM_MR_SMALL_f32 4
 #define GEMM_MR_SMALL_f64 4
 
-#define GEMM_AVX2_STEP_SMALL_F32 \
-    do { \
-        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8); \
-        __m256 a; \
-        a = _mm256_broadcast_ss(pa + 0); \
-        c00 = _mm256_fmadd_ps(a, b0, c00); \
-        c01 = _mm256_fmadd_ps(a, b1, c01); \
-        a = _mm256_broadcast_ss(pa + 1); \
-        c10 = _mm256_fmadd_ps(a, b0, c10); \
-        c11 = _mm256_fmadd_ps(a, b1, c11); \
-        a = _mm256_broadcast_ss(pa + 2); \
-        c20 = _mm256_fmadd_ps(a, b0, c20); \
-        c21 = _mm256_fmadd_ps(a, b1, c21); \
-        a = _mm256_broadcast_ss(pa + 3); \
-        c30 = _mm256_fmadd_ps(a, b0, c30); \
-        c31 = _mm256_fmadd_ps(a, b1, c31); \
-        pa += 4; \
-        pb += 16; \
-    } while (0)
-
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict pa,
                                               const float *restrict pb, float *restrict tile,
                                               gemm_prefetch *pf) {
@@ -311,26 +267,6 @@ GEMM_MICRO_KERNEL void gemm_ukernel_small_f32(size_t kc, const float *restrict p
     _mm256_store_ps(tile + 48, c30);
     _mm256_store_ps(tile + 56, c31);
 }
-
-#define GEMM_AVX2_STEP_SMALL_F64 \
-    do { \
-        __m256d b0 = _mm256_loadu_pd(pb), b1 = _mm256_loadu_pd(pb + 4); \
-        __m256d a; \
-        a = _mm256_broadcast_sd(pa + 0); \
-        c00 = _mm256_fmadd_pd(a, b0, c00); \
-        c01 = _mm256_fmadd_pd(a, b1, c01); \
-        a = _mm256_broadcast_sd(pa + 1); \
-        c10 = _mm256_fmadd_pd(a, b0, c10); \
-        c11 = _mm256_fmadd_pd(a, b1, c11); \
-        a = _mm256_broadcast_sd(pa + 2); \
-        c20 = _mm256_fmadd_pd(a, b0, c20); \
-        c21 = _mm256_fmadd_pd(a, b1, c21); \
-        a = _mm256_broadcast_sd(pa + 3); \
-        c30 = _mm256_fmadd_pd(a, b0, c30); \
-        c31 = _mm256_fmadd_pd(a, b1, c31); \
-        pa += 4; \
-        pb += 8; \
-    } while (0)
 
 GEMM_MICRO_KERNEL void gemm_ukernel_small_f64(size_t kc, const double *restrict pa,
                                               const double *restrict pb, double *restrict tile,
