@@ -10,10 +10,13 @@
  *                                   the first MC block packs the KC x NC block of op(B)
  *                                   GEMM_CHUNK_PANELS micro-panels at a time, multiplying each
  *                                   chunk while it is in L1/L2 and prefetching the source of
- *                                   the next (GotoBLAS); later MC blocks reuse it (L2/L3);
+ *                                   the next (GotoBLAS: the micro-kernels spread the probes
+ *                                   over their k loops, gemm_prefetch); later MC blocks reuse
+ *                                   it (L2/L3);
  *                                   with a single MC block, each chunk overwrites the last
  *                                   (it stays in cache: 128 x 512 x 512 f32 +2-4%)
- *         ir over MC in MR:         one MR x KC micro-panel of A (lives in L1)
+ *         ir over MC in MR:         one MR x KC micro-panel of A (lives in L1; packing
+ *                                   prefetches the next panel's rows)
  *           jr over NC in NR:       the micro-kernel: an MR x NR tile of C in registers, times
  *                                   a KC x NR micro-panel of B (from L2 / L3), so that C is
  *                                   written along its rows (see block_kernels)
