@@ -47,17 +47,20 @@ def candidates(libs, kind, m, n, k, dtype):
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     bias = rng.standard_normal(n).astype(dtype)
     c = np.zeros((m, n), dtype)
-    ptr = lambda x: x.ctypes.data  # noqa: E731
+    # the pointers are taken once: each ndarray.ctypes lookup costs about a microsecond, which
+    # would count against ffnc on small products (the calls hold the arrays, `keep`, so that
+    # the pointers stay valid)
+    keep = (a, b, bias, c)
+    pa, pb, pbias, pc = (x.ctypes.data for x in keep)
     calls = []
     for lib in libs:
         if kind == "dense":
-            calls.append(lambda lib=lib: lib.ffnc_dense_forward(code, m, n, k, ptr(a), ptr(b), 0,
-                                                                ptr(bias), ACT_RELU, 0.0, None,
-                                                                ptr(c)))
+            calls.append(lambda lib=lib, keep=keep: lib.ffnc_dense_forward(
+                code, m, n, k, pa, pb, 0, pbias, ACT_RELU, 0.0, None, pc))
         else:
             lda, ldb = a.shape[1], b.shape[1]
-            calls.append(lambda lib=lib, lda=lda, ldb=ldb: lib.ffnc_gemm(
-                code, trans_a, trans_b, m, n, k, 1.0, ptr(a), lda, ptr(b), ldb, 0.0, ptr(c), n))
+            calls.append(lambda lib=lib, lda=lda, ldb=ldb, keep=keep: lib.ffnc_gemm(
+                code, trans_a, trans_b, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, n))
     opa = a.T if trans_a else a
     opb = b.T if trans_b else b
     if kind == "dense":
