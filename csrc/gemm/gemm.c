@@ -83,21 +83,19 @@ typedef struct gemm_prefetch {
 } gemm_prefetch;
 
 /* Issues the next probe of the stream (lines_left > 0). */
-static inline void gemm_prefetch_next(const char **row, size_t *offset, size_t row_bytes,
-                                      ptrdiff_t stride) {
-    __builtin_prefetch(*row + *offset, 0, 2);
-    *offset += 64;
-    if (*offset == row_bytes) {
-        *offset = 0;
-        *row += stride;
+static inline void gemm_prefetch_next(gemm_prefetch *pf) {
+    __builtin_prefetch(pf->row + pf->offset, 0, 2);
+    pf->lines_left--;
+    pf->offset += 64;
+    if (pf->offset == pf->row_bytes) {
+        pf->offset = 0;
+        pf->row += pf->stride;
     }
 }
 
 /* Issues n probes of the stream at once (n <= lines_left). */
 static inline void gemm_prefetch_burst(gemm_prefetch *pf, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        gemm_prefetch_next(&pf->row, &pf->offset, pf->row_bytes, pf->stride);
-    pf->lines_left -= n;
+    for (size_t i = 0; i < n; i++) gemm_prefetch_next(pf);
 }
 
 /* The probes of this call (its budget, clamped to the stream): 0 without a stream. */

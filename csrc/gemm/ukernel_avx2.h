@@ -42,13 +42,12 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
  * probe of the prefetch stream per iteration while the call's share lasts (the rest, for a
  * short kc, after the loop). */
 #define GEMM_AVX2_K_LOOP(STEP)                                                                 \
-    size_t pf_share = gemm_prefetch_share(pf), pf_todo = pf_share;                             \
-    gemm_prefetch pf_lane = pf_share ? *pf : (gemm_prefetch){0};                               \
+    size_t pf_todo = gemm_prefetch_share(pf);                                                  \
+    gemm_prefetch pf_lane = pf ? *pf : (gemm_prefetch){0};                                     \
     size_t p = 0;                                                                              \
     for (; p + 4 <= kc; p += 4) {                                                              \
         if (pf_todo) {                                                                         \
-            gemm_prefetch_next(&pf_lane.row, &pf_lane.offset, pf_lane.row_bytes,               \
-                               pf_lane.stride);                                                \
+            gemm_prefetch_next(&pf_lane);                                                      \
             pf_todo--;                                                                         \
         }                                                                                      \
         STEP;                                                                                  \
@@ -57,8 +56,7 @@ static inline void gemm_copy_row_f64(double *restrict dst, const double *restric
         STEP;                                                                                  \
     }                                                                                          \
     for (; p < kc; p++) STEP;                                                                  \
-    if (pf_share) {                                                                            \
-        pf_lane.lines_left -= pf_share - pf_todo;                                              \
+    if (pf) {                                                                                  \
         gemm_prefetch_burst(&pf_lane, pf_todo);                                                \
         *pf = pf_lane;                                                                         \
     }
