@@ -232,9 +232,12 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     try:
         from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
     except ImportError:
-        pass
+        # numpy's BLAS would run on every core whatever --threads says, and the ratios would
+        # compare ffnc on T threads with numpy on all of them
+        raise SystemExit("bench/step.py needs threadpoolctl to hold numpy's BLAS to --threads: "
+                         "pip install 'ffnc[bench]'") from None
+    threadpool_limits(args.threads)
     if args.child:
         peak_rss_child(args.child, args.configs, args.threads, args.seconds)
         return

@@ -86,9 +86,12 @@ def main() -> None:
         lib.ffnc_set_num_threads(args.threads)
     try:
         from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
     except ImportError:
-        pass
+        # without it OpenBLAS runs on every core, and with --threads 1 the thread CPU clock
+        # then times only the calling thread's share of numpy's product
+        raise SystemExit("dev/gemm_ab.py needs threadpoolctl to hold numpy's BLAS to --threads: "
+                         "pip install 'ffnc[bench]'") from None
+    threadpool_limits(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     names = [f"lib{i}" for i in range(len(libs))] + ["numpy"]
     print(f"{args.dtype}, {args.threads} thread(s), best of {args.reps}; "
