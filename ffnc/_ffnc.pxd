@@ -247,6 +247,8 @@ cdef extern from "ffnc.h" nogil:
                                      size_t *size)
     ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
                               size_t *failed_instr)
+    ffnc_status ffnc_plan_run_timed(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                                    double *seconds, size_t *failed_instr)
     # a step in two phases (ffnc.distributed acts between them)
     ctypedef enum ffnc_plan_phase:
         FFNC_PLAN_PHASE_GRADIENTS

@@ -95,6 +95,7 @@ cdef class PlanHandle:
     cdef readonly tuple slots  # (name, numpy dtype, shape with None for the batch)
     cdef tuple _slot_checks    # (numpy type number, shape with -1 for the batch) per slot
     cdef readonly size_t n_records
+    cdef readonly size_t n_instrs
     # compute_gradients -> apply_update: the arrays bound for the step (kept alive until its
     # update, which may read them too), their pointers and batch
     cdef const void **phase_ptrs
@@ -130,6 +131,7 @@ cdef class PlanHandle:
         self._slot_checks = tuple((dt.num, tuple(-1 if d is None else d for d in shape))
                                   for _, dt, shape in self.slots)
         self.n_records = len(records)
+        self.n_instrs = len(instrs)
         cdef ffnc_plan_desc desc
         memset(&desc, 0, sizeof(desc))
         desc.dtype = FFNC_F32 if self.dtype == np.float32 else FFNC_F64
@@ -328,6 +330,25 @@ cdef class PlanHandle:
             s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
         if s != FFNC_OK:
             _plan_check(s, "plan.run", failed)
+        return batch
+
+    def run_timed(self, list arrays, cnp.ndarray seconds not None):
+        """run() that also adds each instruction's wall-clock seconds to `seconds` (a
+        writable, C-contiguous float64 array of n_instrs values); returns the batch size."""
+        if (seconds.dtype != np.float64 or seconds.ndim != 1
+                or <size_t>seconds.shape[0] != self.n_instrs
+                or not seconds.flags.c_contiguous or not seconds.flags.writeable):
+            raise ValueError(f"plan.run_timed: seconds must be a writable, C-contiguous "
+                             f"float64 array of shape ({self.n_instrs},), got {seconds.dtype} "
+                             f"{(<object>seconds).shape}")
+        cdef double *per_instr = <double *>cnp.PyArray_DATA(seconds)
+        cdef size_t batch, failed = 0
+        cdef ffnc_status s
+        batch = self._bind(arrays, self.ptrs, False)
+        with nogil:
+            s = ffnc_plan_run_timed(self.plan, batch, self.ptrs, per_instr, &failed)
+        if s != FFNC_OK:
+            _plan_check(s, "plan.profile", failed)
         return batch
 
     cdef size_t _run_named(self, object feed, tuple names) except? 0:

@@ -87,6 +87,47 @@ def test_epoch_equals_separate_runs(rng):
         np.testing.assert_array_equal(plans[0].params[p], plans[1].params[p])
 
 
+def test_profile_steps_as_run_and_times_each_instruction(rng):
+    x, y, params, loss = net(np.float32, rng, sizes=(3, 8, 8, 2))
+    plans = [compile(loss, loss=loss, optimizer=Momentum(0.1), batch_size=4) for _ in range(2)]
+    feed = {"x": rng.standard_normal((4, 3)).astype(np.float32), "y": rng.integers(0, 2, 4)}
+    for _ in range(3):
+        plans[0].run(feed)
+    prof = plans[1].profile(feed, steps=3)
+    # the profiled steps are the same steps, bit for bit, and they count
+    assert plans[1].step == plans[0].step == 3
+    for p in params:
+        np.testing.assert_array_equal(plans[0].params[p], plans[1].params[p])
+    n = len(plans[1].instructions)
+    assert prof.seconds.shape == (n,) and prof.steps == 3 and prof.batch == 4
+    assert np.all(prof.seconds > 0) and prof.total == pytest.approx(prof.seconds.sum())
+    assert prof.opcodes == tuple(ins.opcode for ins in plans[1].instructions)
+    table = str(prof).splitlines()
+    assert len(table) == n + 2 and "dense_forward" in table[1] and "3 steps of 4 rows" in table[-1]
+    # a batch smaller than the plan's
+    small = {"x": feed["x"][:2], "y": feed["y"][:2]}
+    assert plans[1].profile(small, steps=1).batch == 2
+
+
+def test_profile_validation(rng):
+    x, y, params, loss = net(np.float32, rng)
+    plan = compile(loss, loss=loss, optimizer=SGD(0.1), batch_size=4)
+    good = {"x": np.zeros((4, 3), np.float32), "y": np.zeros(4, np.int64)}
+    for steps, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="steps"):
+            plan.profile(good, steps=steps)
+    with pytest.raises(TypeError, match="'x'.*float32"):
+        plan.profile({**good, "x": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match="label|range"):
+        plan.profile({**good, "y": np.full(4, 7, np.int64)})
+    assert plan.step == 0  # nothing ran
+    handle = plan._handle
+    for bad in (np.zeros(2), np.zeros(len(plan.instructions), np.float32),
+                np.zeros((len(plan.instructions), 2))[:, 0]):
+        with pytest.raises(ValueError, match="seconds"):
+            handle.run_timed([good["x"], good["y"]], bad)
+
+
 def test_parameter_views_are_zero_copy(rng):
     x, y, params, loss = net(np.float32, rng)
     plan = compile(loss, loss=loss, optimizer=SGD(0.5), batch_size=4)

@@ -74,11 +74,28 @@ static double *mlp_reference_gradient(ffnc_dtype dtype, int L, const size_t *wid
     return grad;
 }
 
+/* The names Plan.describe gives the instructions this benchmark builds. */
+static const char *mlp_opcode_name(int32_t opcode) {
+    switch (opcode) {
+    case FFNC_OP_DENSE_FORWARD: return "dense_forward";
+    case FFNC_OP_DENSE_BACKWARD: return "dense_backward";
+    case FFNC_OP_XENT_FORWARD: return "xent_forward";
+    case FFNC_OP_XENT_BACKWARD: return "xent_backward";
+    case FFNC_OP_MOMENTUM: return "momentum";
+    default: return "?";
+    }
+}
+
 int ffnc_bench_mlp(int argc, char **argv) {
     const char *sub = "mlp", *layers_arg = "784,512,512,10";
     bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
     size_t batch = 128, steps = 100;
+    int profile = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--profile") == 0) {
+            profile = 1;
+            continue;
+        }
         int r = bench_opt_common(argc, argv, &i, &common);
         if (r == 0) r = bench_opt_verify(argc, argv, &i, &common);
         if (r == 0) r = bench_opt_string(argc, argv, &i, "--layers", &layers_arg);
@@ -240,6 +257,12 @@ int ffnc_bench_mlp(int argc, char **argv) {
         times[i] = bench_now() - t0;
     }
     double elapsed = bench_now() - start;
+    /* --profile: as many steps again, timed per instruction (after the timed run, which the
+     * clock reads would otherwise slow) */
+    double *instr_s = profile ? calloc((size_t)n, sizeof(double)) : NULL;
+    if (profile && !instr_s) status = 1;
+    for (size_t i = 0; profile && i < steps && status == 0; i++)
+        status = ffnc_plan_run_timed(plan, batch, inputs, instr_s, NULL);
     if (status == 0 && common.repeat_bitwise) {
         /* a second plan from the same start, the same steps: the same parameters, bit for bit */
         ffnc_plan *twin = NULL;
@@ -268,6 +291,12 @@ int ffnc_bench_mlp(int argc, char **argv) {
                    layers_arg, batch, steps, (double)batch * (double)steps / elapsed, us,
                    flops * (double)steps / elapsed / 1e9, st.median, st.min, st.max,
                    bench_peak_gflops_per_core(common.dtype) * ffnc_get_num_threads());
+            if (profile) {
+                printf(", \"instr_us\": [");
+                for (int q = 0; q < n; q++)
+                    printf("%s%.3f", q ? ", " : "", instr_s[q] / (double)steps * 1e6);
+                printf("]");
+            }
             bench_print_verdict(&verdict, 1);
             printf("}\n");
         } else {
@@ -278,12 +307,16 @@ int ffnc_bench_mlp(int argc, char **argv) {
                    (double)batch * (double)steps / elapsed, flops * (double)steps / elapsed / 1e9);
             bench_print_verdict(&verdict, 0);
             printf("\n");
+            for (int q = 0; profile && q < n; q++)
+                printf("  instruction %2d %-15s %10.2f us/step\n", q, mlp_opcode_name(ins[q].opcode),
+                       instr_s[q] / (double)steps * 1e6);
         }
         status = bench_verdict_failed(&verdict);
     }
     ffnc_plan_destroy(plan);
     free(init);
     free(times);
+    free(instr_s);
     free(x);
     free(labels);
     return status == 0 ? 0 : 1;

@@ -603,6 +603,12 @@ ffnc_status ffnc_plan_arena_data(ffnc_plan *plan, ffnc_plan_arena arena, void **
 ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
                           size_t *failed_instr);
 
+/* ffnc_plan_run (the same step, the same bits, and it counts), timing each instruction: its
+ * wall-clock seconds are added to seconds[i], one value per instruction of the plan (the
+ * n_instrs of its ffnc_plan_desc), so that calls over several steps accumulate. */
+ffnc_status ffnc_plan_run_timed(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                                double *seconds, size_t *failed_instr);
+
 /* A step in two phases, for callers that act on the gradients between them (data-parallel
  * training averages the gradient arena across processes there). The update phase starts at
  * the first instruction that clips or applies the gradients (FFNC_OP_CLIP_GRAD_NORM, SGD,

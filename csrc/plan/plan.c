@@ -1,10 +1,12 @@
 /* Plans: creation (where every instruction is checked once, so runs need no bounds checks),
  * destruction, and the run loops. The instructions themselves are executed by exec.c. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, for ffnc_plan_run_timed */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plan_internal.h"
 
@@ -684,9 +686,17 @@ static size_t input_elem_size(const ffnc_plan *plan, size_t slot) {
     return plan->inputs[slot].type == FFNC_PLAN_INPUT_INT64 ? sizeof(int64_t) : plan->elem_size;
 }
 
-/* Runs instructions [first, end). */
+static double monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs instructions [first, end); with `seconds` (not NULL), adds each one's wall-clock time
+ * to seconds[i]. */
 static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t batch,
-                              const void *const *inputs, size_t *failed_instr) {
+                              const void *const *inputs, double *seconds,
+                              size_t *failed_instr) {
     for (size_t q = 0; q < plan->n_input_operands; q++) {
         size_t at = plan->input_operands[q];
         ffnc_plan_ref ref = plan->instrs[at / FFNC_PLAN_MAX_REFS].refs[at % FFNC_PLAN_MAX_REFS];
@@ -695,7 +705,9 @@ static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t 
             (char *)(uintptr_t)inputs[ref.slot] + ref.offset * input_elem_size(plan, ref.slot);
     }
     for (size_t i = first; i < end; i++) {
+        double start = seconds ? monotonic_seconds() : 0;
         ffnc_status s = ffnc_plan_execute(plan, &plan->instrs[i], batch, plan->operands[i]);
+        if (seconds) seconds[i] += monotonic_seconds() - start;
         if (s != FFNC_OK) {
             if (failed_instr) *failed_instr = i;
             return s;
@@ -705,9 +717,9 @@ static ffnc_status run_instrs(ffnc_plan *plan, size_t first, size_t end, size_t 
 }
 
 static ffnc_status run_step(ffnc_plan *plan, size_t batch, const void *const *inputs,
-                            size_t *failed_instr) {
+                            double *seconds, size_t *failed_instr) {
     plan->whole_step = 1;
-    FFNC_TRY(run_instrs(plan, 0, plan->n_instrs, batch, inputs, failed_instr));
+    FFNC_TRY(run_instrs(plan, 0, plan->n_instrs, batch, inputs, seconds, failed_instr));
     plan->step++;
     return FFNC_OK;
 }
@@ -726,7 +738,14 @@ static ffnc_status check_run(const ffnc_plan *plan, size_t batch, const void *co
 ffnc_status ffnc_plan_run(ffnc_plan *plan, size_t batch, const void *const *inputs,
                           size_t *failed_instr) {
     FFNC_TRY(check_run(plan, batch, inputs));
-    return run_step(plan, batch, inputs, failed_instr);
+    return run_step(plan, batch, inputs, NULL, failed_instr);
+}
+
+ffnc_status ffnc_plan_run_timed(ffnc_plan *plan, size_t batch, const void *const *inputs,
+                                double *seconds, size_t *failed_instr) {
+    FFNC_TRY(check_run(plan, batch, inputs));
+    FFNC_REQUIRE(seconds, FFNC_ERR_NULL_POINTER);
+    return run_step(plan, batch, inputs, seconds, failed_instr);
 }
 
 /* ---- phases: the gradients, then the update (ffnc_plan_run_phase) ------------------------- */
@@ -747,9 +766,9 @@ ffnc_status ffnc_plan_run_phase(ffnc_plan *plan, size_t batch, const void *const
     plan->whole_step = 0;
     switch (phase) {
     case FFNC_PLAN_PHASE_GRADIENTS:
-        return run_instrs(plan, 0, split, batch, inputs, failed_instr);
+        return run_instrs(plan, 0, split, batch, inputs, NULL, failed_instr);
     case FFNC_PLAN_PHASE_UPDATE:
-        FFNC_TRY(run_instrs(plan, split, plan->n_instrs, batch, inputs, failed_instr));
+        FFNC_TRY(run_instrs(plan, split, plan->n_instrs, batch, inputs, NULL, failed_instr));
         plan->step++;
         return FFNC_OK;
     }
@@ -809,7 +828,7 @@ static ffnc_status run_epoch(ffnc_plan *plan, size_t rows, size_t batch,
         }
         if (atomic_exchange(&plan->interrupt, 0)) return FFNC_ERR_INTERRUPTED;
         if (lr_scale) plan->lr_scale = lr_scale[s];
-        ffnc_status status = run_step(plan, this_batch, bound, failed_instr);
+        ffnc_status status = run_step(plan, this_batch, bound, NULL, failed_instr);
         plan->lr_scale = 1;
         FFNC_TRY(status);
         for (size_t r = 0; r < plan->n_records; r++)

@@ -940,6 +940,20 @@ static void exercise_plan(ffnc_plan *plan, const ffnc_plan_desc *d) {
     verify(s == FFNC_OK || failed < d->n_instrs, "ffnc_plan_run",
            "did not name the failing instruction", s);
 
+    double *seconds = calloc(d->n_instrs + 1, sizeof(double));
+    if (seconds) {
+        step = ffnc_plan_get_step(plan);
+        s = ffnc_plan_run_timed(plan, batch, (const void *const *)inputs, seconds, NULL);
+        calls += 2;
+        verify(run_status_ok(s), "ffnc_plan_run_timed", "failed on a plan it accepted", s);
+        verify(ffnc_plan_get_step(plan) == step + (s == FFNC_OK), "ffnc_plan_run_timed",
+               "miscounted the step", s);
+        verify(seconds[d->n_instrs] == 0, "ffnc_plan_run_timed", "wrote past the plan", s);
+        s = ffnc_plan_run_timed(plan, batch, (const void *const *)inputs, NULL, NULL);
+        verify(s == FFNC_ERR_NULL_POINTER, "ffnc_plan_run_timed", "ran without its times", s);
+        free(seconds);
+    }
+
     s = ffnc_plan_run_phase(plan, batch, (const void *const *)inputs, FFNC_PLAN_PHASE_GRADIENTS,
                             NULL);
     calls++;

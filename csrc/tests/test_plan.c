@@ -73,6 +73,46 @@ static void test_step_matches_reference(void) {
     }
 }
 
+/* ffnc_plan_run_timed is ffnc_plan_run (same bits, counts the step) plus a time per
+ * instruction, accumulated over calls. */
+static void test_timed_run_is_run(void) {
+    fixture f;
+    fixture_build(&f, &spec);
+    ffnc_plan *plans[2] = {NULL, NULL};
+    for (int v = 0; v < 2; v++) CHECK_OK(ffnc_plan_create(&f.desc, &plans[v], NULL));
+    if (!plans[0] || !plans[1]) goto done;
+    double *params[2];
+    size_t n;
+    unsigned long long seed = 11;
+    for (int v = 0; v < 2; v++)
+        CHECK_OK(ffnc_plan_arena_data(plans[v], FFNC_PLAN_PARAMS, (void **)&params[v], &n));
+    for (int i = 0; i < PARAMS; i++) params[0][i] = params[1][i] = check_uniform(&seed, -1, 1);
+    double x[B * K], t[B * N];
+    for (int i = 0; i < B * K; i++) x[i] = check_uniform(&seed, -1, 1);
+    for (int i = 0; i < B * N; i++) t[i] = check_uniform(&seed, -1, 1);
+    const void *inputs[2] = {x, t};
+    double seconds[16] = {0};
+    CHECK(f.desc.n_instrs <= 16);
+    for (size_t batch = 1; batch <= B; batch++) {
+        CHECK_OK(ffnc_plan_run(plans[0], batch, inputs, NULL));
+        CHECK_OK(ffnc_plan_run_timed(plans[1], batch, inputs, seconds, NULL));
+    }
+    CHECK(memcmp(params[0], params[1], PARAMS * sizeof(double)) == 0);
+    CHECK(ffnc_plan_get_step(plans[1]) == B);
+    for (size_t i = 0; i < f.desc.n_instrs; i++) CHECK(seconds[i] > 0 && seconds[i] < 10);
+    for (size_t i = f.desc.n_instrs; i < 16; i++) CHECK(seconds[i] == 0);
+    double before[16];
+    memcpy(before, seconds, sizeof(seconds));
+    CHECK_STATUS(ffnc_plan_run_timed(plans[1], 1, inputs, NULL, NULL), FFNC_ERR_NULL_POINTER);
+    CHECK_STATUS(ffnc_plan_run_timed(plans[1], 0, inputs, seconds, NULL),
+                 FFNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ffnc_plan_run_timed(NULL, 1, inputs, seconds, NULL), FFNC_ERR_NULL_POINTER);
+    CHECK(memcmp(before, seconds, sizeof(seconds)) == 0);
+    CHECK(ffnc_plan_get_step(plans[1]) == B);
+done:
+    for (int v = 0; v < 2; v++) ffnc_plan_destroy(plans[v]);
+}
+
 /* The momentum fixture five ways, bit for bit alike over a few steps (the batch fits one
  * block of the GEMM's K): as built (dW into the gradient arena, then one MOMENTUM over W and
  * b); with DENSE_BACKWARD adding dW into the velocity (BETA, hyper[0] = momentum) and W updated
@@ -365,6 +405,7 @@ static void test_step_counter_limit(void) {
 
 int main(void) {
     test_step_matches_reference();
+    test_timed_run_is_run();
     test_momentum_into_velocity();
     test_diff_src_over_saved();
     test_malformed_plans_rejected();

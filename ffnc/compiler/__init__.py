@@ -17,9 +17,9 @@ optimizers (SGD, Momentum, Adam, AdamW, RMSprop) are those of ffnc.optim, re-exp
 from ffnc.compiler.compile import compile
 from ffnc.compiler.lower import SUPPORTED_OPS
 from ffnc.compiler.memory import MemoryReport
-from ffnc.compiler.plan import Plan, PlanInterrupted
+from ffnc.compiler.plan import Plan, PlanInterrupted, PlanProfile
 from ffnc.compiler.program import CompileError
 from ffnc.optim import SGD, Adam, AdamW, Momentum, RMSprop
 
 __all__ = ["SGD", "SUPPORTED_OPS", "Adam", "AdamW", "CompileError", "MemoryReport", "Momentum",
-           "Plan", "PlanInterrupted", "RMSprop", "compile"]
+           "Plan", "PlanInterrupted", "PlanProfile", "RMSprop", "compile"]
