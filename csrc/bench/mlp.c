@@ -295,6 +295,9 @@ int ffnc_bench_mlp(int argc, char **argv) {
                 printf(", \"instr_us\": [");
                 for (int q = 0; q < n; q++)
                     printf("%s%.3f", q ? ", " : "", instr_s[q] / (double)steps * 1e6);
+                printf("], \"instr_ops\": [");
+                for (int q = 0; q < n; q++)
+                    printf("%s\"%s\"", q ? ", " : "", mlp_opcode_name(ins[q].opcode));
                 printf("]");
             }
             bench_print_verdict(&verdict, 1);
