@@ -121,15 +121,17 @@ def torch_step(sizes, batch, weights, threads):
     return step
 
 
-def timed(steps: dict, seconds: float, rounds: int = 5) -> dict:
+def timed(steps: dict, seconds: float, rounds: int = 5, settle: float = 0.0) -> dict:
     """us per step of each of `steps` (name -> (function, args, steps per call)), measured in
-    interleaved rounds of about seconds / rounds each; the median round."""
+    interleaved rounds of about seconds / rounds each; the median round. Each framework's
+    part of a round starts after `settle` seconds of sleep (see main)."""
     for fn, args, _ in steps.values():
         for _ in range(3):
             fn(*args)
     per_round = {name: [] for name in steps}
     for _ in range(rounds):
         for name, (fn, args, per_call) in steps.items():
+            time.sleep(settle)
             n, start = 0, time.perf_counter()
             while True:
                 fn(*args)
@@ -272,7 +274,11 @@ def main() -> None:
             import torch
             steps["torch"] = (torch_step(sizes, batch, weights, args.threads),
                               (torch.from_numpy(xv), torch.from_numpy(yv)), 1)
-        t = timed(steps, args.seconds * len(steps))
+        # With several threads, the previous framework's idle workers spin for a while after
+        # its last call (OpenBLAS's for ~2^28 cycles, about 0.1 s): a framework timed right
+        # after another shares the cores with them. Measured here, mnist at 2 threads: ffnc
+        # 8.5 ms per step timed right after numpy, 4.0 ms alone.
+        t = timed(steps, args.seconds * len(steps), settle=0.2 if args.threads > 1 else 0.0)
         t_ffnc = t["ffnc"]
         t_epoch = t.get("epoch", float("nan"))
         t_torch = t.get("torch", float("nan"))
