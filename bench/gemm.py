@@ -9,7 +9,9 @@ library's spinning idle threads do not slow the other), and the table reports ea
 median GFLOP/s and the ratio ffnc / numpy (> 1: ffnc is faster). Shapes: square 256 .. 2048;
 the MLP shapes Y = X W with batch M in {32, 128, 512} and (K, N) in {784, 1024, 4096}^2 and
 their backward products dW = X^T dY (TN) and dX = dY W^T (NT); then dense (x @ W + b, relu)
-against np.maximum(x @ W + b, 0).
+against np.maximum(x @ W + b, 0). With more than one thread count, a last table gives each
+library's speedup from 1 to the largest count on the large shapes (SCALING_SHAPES), the two
+counts alternating in one process, so that both see the machine in the same state.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from pathlib import Path
 MLP_BATCHES = (32, 128, 512)
 MLP_WIDTHS = (784, 1024, 4096)
 SQUARES = (256, 512, 1024, 2048)
+# (label, m, n, k): where the thread speedup is measured (see scaling_worker)
+SCALING_SHAPES = (("square 2048", 2048, 2048, 2048), ("fwd M=512 K=4096 N=4096", 512, 4096, 4096),
+                  ("square 1024", 1024, 1024, 1024))
 DENSE_SHAPES = ((128, 512, 512), (128, 1024, 1024), (512, 1024, 1024), (128, 4096, 4096),
                 (512, 4096, 4096))
 
@@ -132,6 +137,62 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float,
                               "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
 
 
+def _alternating(call, threads_set, counts: tuple[int, ...], seconds: float, rounds: int = 3,
+                 pause: float = 0.15) -> dict[int, float]:
+    """Median seconds of `call` at each thread count in `counts`, the counts alternating in
+    blocks; `threads_set(t)` is a context in which the call runs on t threads. Each block
+    starts after a pause (a change of OpenBLAS's thread count wakes its workers, which then
+    spin for about 2^28 cycles) and one untimed call."""
+    times: dict[int, list[float]] = {t: [] for t in counts}
+    for r in range(rounds):
+        for t in counts if r % 2 == 0 else counts[::-1]:
+            with threads_set(t):
+                time.sleep(pause)
+                call()
+                times[t] += _timed(call, seconds / rounds, 1)
+    return {t: statistics.median(v) for t, v in times.items()}
+
+
+def scaling_worker(threads: int, dtypes: list[str], seconds: float) -> None:
+    """Prints one JSON object per SCALING_SHAPES case and dtype: each library's speedup from
+    1 to `threads` threads, the two counts alternating in this one process (_alternating).
+    numpy's count is set through threadpoolctl; while ffnc is timed, OpenBLAS is held at one
+    thread, so that no idle OpenBLAS worker spins beside ffnc's."""
+    from contextlib import contextmanager
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    import ffnc
+    from ffnc import kernels
+
+    @contextmanager
+    def ffnc_threads(t):
+        ffnc.set_num_threads(t)
+        yield
+
+    def numpy_threads(t):
+        return threadpool_limits(t, user_api="blas")
+
+    rng = np.random.default_rng(0)
+    for dtype_name in dtypes:
+        dtype = np.float32 if dtype_name == "f32" else np.float64
+        for label, m, n, k in SCALING_SHAPES:
+            a = rng.standard_normal((m, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            c = np.empty((m, n), dtype)
+            row = {"op": "scaling", "label": label, "dtype": dtype_name, "threads": threads}
+            with threadpool_limits(1, user_api="blas"):
+                t_ffnc = _alternating(partial(kernels.gemm, a, b, out=c), ffnc_threads,
+                                      (1, threads), seconds)
+            t_numpy = _alternating(partial(np.matmul, a, b, out=c), numpy_threads, (1, threads),
+                                   seconds)
+            for name, t in (("ffnc", t_ffnc), ("numpy", t_numpy)):
+                row[f"{name}_speedup"] = t[1] / t[threads]
+                row[f"{name}_gflops_1"] = 2.0 * m * n * k / t[1] / 1e9
+            print(json.dumps(row), flush=True)
+
+
 def _bench_binary() -> str | None:
     found = shutil.which("ffnc-bench")
     if found:
@@ -167,6 +228,28 @@ def peak_description(threads: list[int]) -> str:
     return "FMA peak: " + "; ".join(parts)
 
 
+def scaling_table(threads: int, dtypes: list[str], seconds: float) -> None:
+    """Runs scaling_worker in a process whose OpenBLAS may use `threads` threads and prints
+    its table."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        print("\n(thread speedup: needs threadpoolctl, pip install '.[bench]')")
+        return
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, __file__, "--scaling-worker", str(threads), "--dtype", *dtypes,
+           "--seconds", str(2 * seconds)]
+    print(f"\nspeedup from 1 to {threads} threads (the two alternating in one process)")
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            row = json.loads(line)
+            print(f"{row['dtype']} {row['label']:<34} ffnc {row['ffnc_speedup']:5.2f}x "
+                  f"({row['ffnc_gflops_1']:6.1f} GFLOP/s on 1)  numpy "
+                  f"{row['numpy_speedup']:5.2f}x ({row['numpy_gflops_1']:6.1f} on 1)", flush=True)
+    if proc.returncode != 0:
+        sys.exit(f"scaling worker failed with exit code {proc.returncode}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -177,9 +260,13 @@ def main() -> None:
     parser.add_argument("--match", metavar="REGEX",
                         help="only the cases whose label matches, e.g. 'square|M=32 '")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scaling-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         worker(args.worker, args.dtype, args.quick, args.seconds, args.match)
+        return
+    if args.scaling_worker is not None:
+        scaling_worker(args.scaling_worker, args.dtype, args.seconds)
         return
 
     import numpy as np
@@ -207,6 +294,8 @@ def main() -> None:
                       f"  ratio {row['ffnc_gflops'] / row['numpy_gflops']:5.2f}", flush=True)
         if proc.returncode != 0:
             sys.exit(f"worker for {threads} threads failed with exit code {proc.returncode}")
+    if max(args.threads) > 1 and args.match is None:
+        scaling_table(max(args.threads), args.dtype, args.seconds)
     print("\nsummary: ffnc / numpy GFLOP/s ratio (median, min over cases)")
     for dtype in args.dtype:
         for threads in args.threads:
