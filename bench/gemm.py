@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -67,23 +68,32 @@ def _timed(fn, seconds: float, min_reps: int) -> list[float]:
     return times
 
 
-def _interleaved(ffnc_fn, numpy_fn, seconds: float, pause: float, rounds: int = 3,
-                 ) -> tuple[float, float]:
-    """Median seconds of ffnc_fn and numpy_fn, timed in alternating blocks.
+def _alternating(cases: dict, seconds: float, pause: float, rounds: int = 3) -> dict:
+    """Median seconds of each case (key -> (function, context factory)), the cases timed in
+    alternating blocks, the order reversed every round; each block runs in its case's context
+    and starts with a pause and one untimed call.
 
-    Each block starts with one untimed call. With threads, each block is followed by a pause:
-    OpenBLAS's idle workers spin for about 2^28 cycles after a call, and libgomp's for a
-    while too, so back-to-back calls of the two libraries would steal each other's cores.
+    The pause matters with threads: OpenBLAS's idle workers spin for about 2^28 cycles after a
+    call (or a change of its thread count), and libgomp's for a while too, so back-to-back
+    blocks would steal each other's cores.
     """
-    ffnc_times: list[float] = []
-    numpy_times: list[float] = []
+    times: dict = {key: [] for key in cases}
+    keys = list(cases)
     for r in range(rounds):
-        order = ((ffnc_fn, ffnc_times), (numpy_fn, numpy_times))
-        for fn, times in order if r % 2 == 0 else order[::-1]:
-            fn()
-            times += _timed(fn, seconds / rounds, 1)
-            time.sleep(pause)
-    return statistics.median(ffnc_times), statistics.median(numpy_times)
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            fn, context = cases[key]
+            with context():
+                time.sleep(pause)
+                fn()
+                times[key] += _timed(fn, seconds / rounds, 1)
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
+def _interleaved(ffnc_fn, numpy_fn, seconds: float, pause: float) -> tuple[float, float]:
+    """Median seconds of ffnc_fn and numpy_fn, timed in alternating blocks (_alternating)."""
+    t = _alternating({"ffnc": (ffnc_fn, nullcontext), "numpy": (numpy_fn, nullcontext)},
+                     seconds, pause)
+    return t["ffnc"], t["numpy"]
 
 
 def _numpy_dense_relu(x, w, bias):
@@ -137,22 +147,6 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float,
                               "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
 
 
-def _alternating(call, threads_set, counts: tuple[int, ...], seconds: float, rounds: int = 3,
-                 pause: float = 0.15) -> dict[int, float]:
-    """Median seconds of `call` at each thread count in `counts`, the counts alternating in
-    blocks; `threads_set(t)` is a context in which the call runs on t threads. Each block
-    starts after a pause (a change of OpenBLAS's thread count wakes its workers, which then
-    spin for about 2^28 cycles) and one untimed call."""
-    times: dict[int, list[float]] = {t: [] for t in counts}
-    for r in range(rounds):
-        for t in counts if r % 2 == 0 else counts[::-1]:
-            with threads_set(t):
-                time.sleep(pause)
-                call()
-                times[t] += _timed(call, seconds / rounds, 1)
-    return {t: statistics.median(v) for t, v in times.items()}
-
-
 def scaling_worker(threads: int, dtypes: list[str], seconds: float) -> None:
     """Prints one JSON object per SCALING_SHAPES case and dtype: each library's speedup from
     1 to `threads` threads, the two counts alternating in this one process (_alternating).
@@ -183,10 +177,12 @@ def scaling_worker(threads: int, dtypes: list[str], seconds: float) -> None:
             c = np.empty((m, n), dtype)
             row = {"op": "scaling", "label": label, "dtype": dtype_name, "threads": threads}
             with threadpool_limits(1, user_api="blas"):
-                t_ffnc = _alternating(partial(kernels.gemm, a, b, out=c), ffnc_threads,
-                                      (1, threads), seconds)
-            t_numpy = _alternating(partial(np.matmul, a, b, out=c), numpy_threads, (1, threads),
-                                   seconds)
+                t_ffnc = _alternating({t: (partial(kernels.gemm, a, b, out=c),
+                                           partial(ffnc_threads, t)) for t in (1, threads)},
+                                      seconds, 0.15)
+            t_numpy = _alternating({t: (partial(np.matmul, a, b, out=c),
+                                        partial(numpy_threads, t)) for t in (1, threads)},
+                                   seconds, 0.15)
             for name, t in (("ffnc", t_ffnc), ("numpy", t_numpy)):
                 row[f"{name}_speedup"] = t[1] / t[threads]
                 row[f"{name}_gflops_1"] = 2.0 * m * n * k / t[1] / 1e9
