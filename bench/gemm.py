@@ -6,7 +6,8 @@ Each thread count runs in its own worker process with OPENBLAS_NUM_THREADS (and 
 count) set to it, so both libraries get the same number of cores. For every shape the two
 libraries alternate in blocks of reps (with a pause between blocks when threaded, so that one
 library's spinning idle threads do not slow the other), and the table reports each one's
-median GFLOP/s and the ratio ffnc / numpy (> 1: ffnc is faster). Shapes: square 256 .. 2048;
+median GFLOP/s and the ratio of their speeds ffnc / numpy (> 1: ffnc is faster), the median
+of the ratios within each round (_paired). Shapes: square 256 .. 2048;
 the MLP shapes Y = X W with batch M in {32, 128, 512} and (K, N) in {784, 1024, 4096}^2 and
 their backward products dW = X^T dY (TN) and dX = dY W^T (NT); then dense (x @ W + b, relu)
 against np.maximum(x @ W + b, 0). With more than one thread count, a last table gives each
@@ -69,9 +70,10 @@ def _timed(fn, seconds: float, min_reps: int) -> list[float]:
 
 
 def _alternating(cases: dict, seconds: float, pause: float, rounds: int = 3) -> dict:
-    """Median seconds of each case (key -> (function, context factory)), the cases timed in
-    alternating blocks, the order reversed every round; each block runs in its case's context
-    and starts with a pause and one untimed call.
+    """Seconds per call of each case (key -> (function, context factory)) in each of `rounds`
+    rounds (key -> a list, the median call of each round): the cases are timed in alternating
+    blocks, the order reversed every round; each block runs in its case's context and starts
+    with a pause and one untimed call.
 
     The pause matters with threads: OpenBLAS's idle workers spin for about 2^28 cycles after a
     call (or a change of its thread count), and libgomp's for a while too, so back-to-back
@@ -85,15 +87,25 @@ def _alternating(cases: dict, seconds: float, pause: float, rounds: int = 3) -> 
             with context():
                 time.sleep(pause)
                 fn()
-                times[key] += _timed(fn, seconds / rounds, 1)
-    return {key: statistics.median(t) for key, t in times.items()}
+                times[key].append(statistics.median(_timed(fn, seconds / rounds, 1)))
+    return times
 
 
-def _interleaved(ffnc_fn, numpy_fn, seconds: float, pause: float) -> tuple[float, float]:
-    """Median seconds of ffnc_fn and numpy_fn, timed in alternating blocks (_alternating)."""
+def _paired(slow: list[float], fast: list[float]) -> float:
+    """The median over rounds of slow / fast, the two timed a moment apart in each round: this
+    machine's speed drifts over seconds (a shared host), and a ratio within a round cancels
+    what both sides saw, where a ratio of medians would mix rounds of different phases."""
+    return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
+
+
+def _interleaved(ffnc_fn, numpy_fn, seconds: float, pause: float) -> dict:
+    """ffnc_fn against numpy_fn in alternating blocks (_alternating): the median seconds of
+    each ("ffnc_s", "numpy_s") and the paired ratio of their speeds ("ratio", > 1: ffnc is
+    faster)."""
     t = _alternating({"ffnc": (ffnc_fn, nullcontext), "numpy": (numpy_fn, nullcontext)},
                      seconds, pause)
-    return t["ffnc"], t["numpy"]
+    return {"ffnc_s": statistics.median(t["ffnc"]), "numpy_s": statistics.median(t["numpy"]),
+            "ratio": _paired(t["numpy"], t["ffnc"])}
 
 
 def _numpy_dense_relu(x, w, bias):
@@ -122,14 +134,14 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float,
             c_ffnc = np.empty((m, n), dtype)
             c_numpy = np.empty((m, n), dtype)
             a_op, b_op = (a.T if ta else a), (b.T if tb else b)
-            t_ffnc, t_numpy = _interleaved(
-                partial(kernels.gemm, a, b, trans_a=ta, trans_b=tb, out=c_ffnc),
-                partial(np.matmul, a_op, b_op, out=c_numpy), seconds, pause)
+            t = _interleaved(partial(kernels.gemm, a, b, trans_a=ta, trans_b=tb, out=c_ffnc),
+                             partial(np.matmul, a_op, b_op, out=c_numpy), seconds, pause)
             flops = 2.0 * m * n * k
             print(json.dumps({"op": "gemm", "label": label, "dtype": dtype_name,
                               "threads": threads, "m": m, "n": n, "k": k,
-                              "ffnc_gflops": flops / t_ffnc / 1e9,
-                              "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
+                              "ffnc_gflops": flops / t["ffnc_s"] / 1e9,
+                              "numpy_gflops": flops / t["numpy_s"] / 1e9,
+                              "ratio": t["ratio"]}), flush=True)
         for m, k, n in DENSE_SHAPES[:2] if quick else DENSE_SHAPES:
             if match is not None and not re.search(match, f"dense relu M={m} K={k} N={n}"):
                 continue
@@ -137,14 +149,14 @@ def worker(threads: int, dtypes: list[str], quick: bool, seconds: float,
             w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
             bias = rng.standard_normal(n).astype(dtype)
             out = np.empty((m, n), dtype)
-            t_ffnc, t_numpy = _interleaved(
-                partial(kernels.dense, x, w, bias, activation="relu", out=out),
-                partial(_numpy_dense_relu, x, w, bias), seconds, pause)
+            t = _interleaved(partial(kernels.dense, x, w, bias, activation="relu", out=out),
+                             partial(_numpy_dense_relu, x, w, bias), seconds, pause)
             flops = 2.0 * m * n * k
             print(json.dumps({"op": "dense", "label": f"dense relu M={m} K={k} N={n}",
                               "dtype": dtype_name, "threads": threads, "m": m, "n": n, "k": k,
-                              "ffnc_gflops": flops / t_ffnc / 1e9,
-                              "numpy_gflops": flops / t_numpy / 1e9}), flush=True)
+                              "ffnc_gflops": flops / t["ffnc_s"] / 1e9,
+                              "numpy_gflops": flops / t["numpy_s"] / 1e9,
+                              "ratio": t["ratio"]}), flush=True)
 
 
 def scaling_worker(threads: int, dtypes: list[str], seconds: float) -> None:
@@ -184,8 +196,8 @@ def scaling_worker(threads: int, dtypes: list[str], seconds: float) -> None:
                                         partial(numpy_threads, t)) for t in (1, threads)},
                                    seconds, 0.15)
             for name, t in (("ffnc", t_ffnc), ("numpy", t_numpy)):
-                row[f"{name}_speedup"] = t[1] / t[threads]
-                row[f"{name}_gflops_1"] = 2.0 * m * n * k / t[1] / 1e9
+                row[f"{name}_speedup"] = _paired(t[1], t[threads])
+                row[f"{name}_gflops_1"] = 2.0 * m * n * k / statistics.median(t[1]) / 1e9
             print(json.dumps(row), flush=True)
 
 
@@ -287,16 +299,16 @@ def main() -> None:
                 rows.append(row)
                 print(f"{row['dtype']} t={row['threads']} {row['label']:<34} "
                       f"ffnc {row['ffnc_gflops']:7.1f}  numpy {row['numpy_gflops']:7.1f} GFLOP/s"
-                      f"  ratio {row['ffnc_gflops'] / row['numpy_gflops']:5.2f}", flush=True)
+                      f"  ratio {row['ratio']:5.2f}", flush=True)
         if proc.returncode != 0:
             sys.exit(f"worker for {threads} threads failed with exit code {proc.returncode}")
     if max(args.threads) > 1 and args.match is None:
         scaling_table(max(args.threads), args.dtype, args.seconds)
-    print("\nsummary: ffnc / numpy GFLOP/s ratio (median, min over cases)")
+    print("\nsummary: ffnc / numpy speed ratio (median, min over cases)")
     for dtype in args.dtype:
         for threads in args.threads:
             for op in ("gemm", "dense"):
-                ratios = [r["ffnc_gflops"] / r["numpy_gflops"] for r in rows
+                ratios = [r["ratio"] for r in rows
                           if r["dtype"] == dtype and r["threads"] == threads and r["op"] == op]
                 if ratios:
                     print(f"  {dtype} {threads} thread(s) {op:<5}: median "

@@ -6,9 +6,11 @@ vs PyTorch eager (when importable): same model, same thread count, ratios from o
 
 Models: relu MLPs with softmax cross-entropy, float32. Prints the machine and the threads.
 "ffnc us" is one Plan.run per step (a Python call each); "epoch us" is the cost per step of
-Plan.run_epoch over 256 batches in one call, as ffnc.train.fit trains. The timings of the
-frameworks are interleaved over rounds and the median round is reported, so a burst of load
-on the machine touches all of them alike. --memory runs each config's ffnc and numpy steps in
+Plan.run_epoch over 256 batches in one call, as ffnc.train.fit trains. The frameworks are
+timed in interleaved rounds (the order reversed every other round); the times are the median
+rounds, and each ratio is the median over rounds of the two frameworks' ratio within a round
+(paired_ratio), so a burst of load or a slower phase of the machine touches both sides of
+every ratio alike. --memory runs each config's ffnc and numpy steps in
 fresh processes and reports their peak resident set, and how much of it came after the
 framework's imports (the step's own memory, with the benchmark's weights and data).
 """
@@ -121,16 +123,19 @@ def torch_step(sizes, batch, weights, threads):
     return step
 
 
-def timed(steps: dict, seconds: float, rounds: int = 5, settle: float = 0.0) -> dict:
-    """us per step of each of `steps` (name -> (function, args, steps per call)), measured in
-    interleaved rounds of about seconds / rounds each; the median round. Each framework's
-    part of a round starts after `settle` seconds of sleep (see main)."""
+def timed(steps: dict, seconds: float, rounds: int = 7, settle: float = 0.0) -> dict:
+    """us per step of each of `steps` (name -> (function, args, steps per call)) in each of
+    `rounds` interleaved rounds of about seconds / rounds each, the frameworks' order reversed
+    every other round. Each framework's part of a round starts after `settle` seconds of sleep
+    (see main). Returns name -> list of the rounds' times."""
     for fn, args, _ in steps.values():
         for _ in range(3):
             fn(*args)
     per_round = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, (fn, args, per_call) in steps.items():
+    names = list(steps)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, args, per_call = steps[name]
             time.sleep(settle)
             # the clock is read after runs of calls that grow to about a millisecond, so that
             # its reads and the loop (~0.3 us a call) stay out of a microsecond step's time
@@ -145,7 +150,16 @@ def timed(steps: dict, seconds: float, rounds: int = 5, settle: float = 0.0) -> 
                 if elapsed / n * run * 2 < 1e-3:
                     run *= 2
             per_round[name].append(elapsed / (n * per_call) * 1e6)
-    return {name: float(np.median(times)) for name, times in per_round.items()}
+    return per_round
+
+
+def paired_ratio(slow: list[float], fast: list[float]) -> float:
+    """The median over rounds of slow / fast, each round's two times taken a moment apart.
+
+    This machine's speed drifts by up to 1.3x over seconds (a shared host), and a ratio of
+    the two medians mixes rounds from different phases; the ratio within each round cancels
+    the drift that both frameworks saw."""
+    return float(np.median(np.asarray(slow) / np.asarray(fast)))
 
 
 def _status_kib(field: str) -> int:
@@ -283,12 +297,14 @@ def main() -> None:
         # its last call (OpenBLAS's for ~2^28 cycles, about 0.1 s): a framework timed right
         # after another shares the cores with them. Measured here, mnist at 2 threads: ffnc
         # 8.5 ms per step timed right after numpy, 4.0 ms alone.
-        t = timed(steps, args.seconds * len(steps), settle=0.2 if args.threads > 1 else 0.0)
-        t_ffnc = t["ffnc"]
-        t_epoch = t.get("epoch", float("nan"))
-        t_torch = t.get("torch", float("nan"))
-        print(f"{name:8s} {t_ffnc:10.2f} {t_epoch:10.2f} {t['numpy']:10.2f} {t_torch:10.2f} "
-              f"{t['numpy'] / t_ffnc:10.2f} {t_torch / t_ffnc:10.2f}")
+        rounds = timed(steps, args.seconds * len(steps),
+                       settle=0.2 if args.threads > 1 else 0.0)
+        t = {key: float(np.median(times)) for key, times in rounds.items()}
+        nan = float("nan")
+        vs_torch = paired_ratio(rounds["torch"], rounds["ffnc"]) if "torch" in t else nan
+        print(f"{name:8s} {t['ffnc']:10.2f} {t.get('epoch', nan):10.2f} {t['numpy']:10.2f} "
+              f"{t.get('torch', nan):10.2f} {paired_ratio(rounds['numpy'], rounds['ffnc']):10.2f} "
+              f"{vs_torch:10.2f}")
 
 
 if __name__ == "__main__":
