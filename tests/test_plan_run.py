@@ -104,9 +104,21 @@ def test_profile_steps_as_run_and_times_each_instruction(rng):
     assert prof.opcodes == tuple(ins.opcode for ins in plans[1].instructions)
     table = str(prof).splitlines()
     assert len(table) == n + 2 and "dense_forward" in table[1] and "3 steps of 4 rows" in table[-1]
+    assert "GFLOP/s" in table[0] and "GFLOP/s" in table[-1]
+    # the products' flops, 2 m n k each: the forward of the 3-8-8-2 layers, their weight
+    # gradients, and the input gradients of the two upper layers (the first needs none)
+    macs = 3 * 8 + 8 * 8 + 8 * 2
+    assert sum(prof.flops) == 2 * 4 * (macs + macs + (8 * 8 + 8 * 2))
+    for op, flops, rate, t in zip(prof.opcodes, prof.flops, prof.gflops, prof.seconds,
+                                  strict=True):
+        if op in ("dense_forward", "dense_backward"):
+            assert flops > 0 and rate == pytest.approx(flops / t / 1e9)
+        else:
+            assert flops == 0 and np.isnan(rate)
     # a batch smaller than the plan's
     small = {"x": feed["x"][:2], "y": feed["y"][:2]}
-    assert plans[1].profile(small, steps=1).batch == 2
+    prof_small = plans[1].profile(small, steps=1)
+    assert prof_small.batch == 2 and sum(prof_small.flops) == sum(prof.flops) / 2
 
 
 def test_profile_validation(rng):
@@ -202,3 +214,21 @@ def test_no_memory_growth_over_10000_steps():
     assert plan.step == 10_100
     assert after - before <= 16, f"RSS grew by {after - before} pages over 10,000 steps"
     assert time.perf_counter() - start < 10
+
+
+def test_profile_counts_the_products_of_each_instruction():
+    """2 m n k per matrix product: a plain GEMM (no bias), a dense forward, and a dense
+    backward that writes both gradients or only the weights' (a first layer's)."""
+    x = G.placeholder((None, 3), np.float64, name="x")
+    w, v = G.parameter(np.ones((3, 5))), G.parameter(np.ones((5, 4)))
+    out = G.sum(G.tanh(x @ w) @ v)
+    plan = compile([out, *G.grad(out, [w, v])], batch_size=6)
+    prof = plan.profile({"x": np.ones((6, 3))}, steps=1)
+    flops = {}
+    for ins, f in zip(plan.instructions, prof.flops, strict=True):
+        flops.setdefault(ins.opcode, []).append(f)
+    assert flops["dense_forward"] == [2 * 6 * 5 * 3]
+    assert flops["gemm"] == [2 * 6 * 4 * 5]
+    assert sorted(flops["dense_backward"]) == [2 * 6 * 5 * 3, 2 * (2 * 6 * 4 * 5)]
+    assert all(f == 0 for op, fs in flops.items() if op not in ("dense_forward", "gemm",
+                                                                  "dense_backward") for f in fs)

@@ -19,29 +19,60 @@ PlanInterrupted = _core.PlanInterrupted
 @dataclass(frozen=True)
 class PlanProfile:
     """Where a plan's step spends its time (``Plan.profile``): per instruction, in the order
-    they run, the mean wall-clock seconds per step over ``steps`` steps of ``batch`` rows.
-    ``str()`` gives a table with each instruction's share of the step."""
+    they run, the mean wall-clock seconds per step over ``steps`` steps of ``batch`` rows, and
+    the floating-point operations of the matrix products it computes (``flops``: 2 m n k per
+    product, 0 for the instructions that compute none), from which ``gflops`` gives the rate
+    each one reached, to hold against the machine's peak. ``str()`` gives a table with each
+    instruction's share of the step."""
 
     opcodes: tuple[str, ...]
     notes: tuple[str, ...]
     seconds: np.ndarray
     steps: int
     batch: int
+    flops: tuple[float, ...]
 
     @property
     def total(self) -> float:
         """Seconds per step, summed over the instructions."""
         return float(self.seconds.sum())
 
+    @property
+    def gflops(self) -> np.ndarray:
+        """GFLOP/s of each instruction's matrix products (NaN where it computes none)."""
+        flops = np.asarray(self.flops, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(flops > 0, flops / self.seconds / 1e9, np.nan)
+
     def __str__(self) -> str:
         total = self.total
-        lines = [f"{'#':>3s} {'instruction':<15s} {'us/step':>11s} {'share':>6s}  value",
-                 *(f"{i:3d} {op:<15s} {t * 1e6:11.2f} {t / total if total else 0:6.1%}  {note}"
-                   for i, (op, note, t) in enumerate(zip(self.opcodes, self.notes,
-                                                         self.seconds, strict=True))),
-                 f"    {'step':<15s} {total * 1e6:11.2f} (mean of {self.steps} steps of "
-                 f"{self.batch} rows)"]
+        rates = self.gflops
+        lines = [f"{'#':>3s} {'instruction':<15s} {'us/step':>11s} {'share':>6s} "
+                 f"{'GFLOP/s':>8s}  value"]
+        for i, (op, note, t) in enumerate(zip(self.opcodes, self.notes, self.seconds,
+                                              strict=True)):
+            rate = "" if np.isnan(rates[i]) else f"{rates[i]:.1f}"
+            lines.append(f"{i:3d} {op:<15s} {t * 1e6:11.2f} {t / total if total else 0:6.1%} "
+                         f"{rate:>8s}  {note}")
+        flops = sum(self.flops)
+        overall = f", {flops / total / 1e9:.1f} GFLOP/s" if flops and total else ""
+        lines.append(f"    {'step':<15s} {total * 1e6:11.2f} (mean of {self.steps} steps of "
+                     f"{self.batch} rows{overall})")
         return "\n".join(lines)
+
+
+def product_flops(ins: Instr, batch: int) -> float:
+    """Floating-point operations of the matrix products one run of `ins` computes over
+    `batch` rows: 2 m n k for a GEMM or a dense layer's forward; for a dense backward, 2 m n k
+    for each of diff_src and diff_weights that it writes (operands 5 and 6); 0 for every other
+    instruction (element-wise and row-wise work, counted in time only)."""
+    if ins.opcode not in ("dense_forward", "dense_backward", "gemm"):
+        return 0.0
+    m, n, k = (size_at(size, batch) for size in (ins.m, ins.n, ins.k))
+    products = 1
+    if ins.opcode == "dense_backward":
+        products = (ins.refs[5] is not None) + (ins.refs[6] is not None)
+    return 2.0 * m * n * k * products
 
 
 class Plan:
@@ -305,7 +336,8 @@ class Plan:
                 batch = self._handle.run_timed(arrays, seconds)
         return PlanProfile(opcodes=tuple(ins.opcode for ins in self.instructions),
                            notes=tuple(ins.note for ins in self.instructions),
-                           seconds=seconds / steps, steps=int(steps), batch=int(batch))
+                           seconds=seconds / steps, steps=int(steps), batch=int(batch),
+                           flops=tuple(product_flops(ins, batch) for ins in self.instructions))
 
     def describe(self) -> str:
         """The instruction list, one line each, and the memory report."""
