@@ -6,8 +6,9 @@ Each library is loaded with ctypes (its own copy of the symbols) and the candida
 in rotation, so a change of machine load hits all of them alike. With --threads 1 the time is
 the calling thread's CPU time (the GEMM runs in it), which a busy machine inflates far less than
 wall time; with more threads it is wall time, each call after a pause in which
-the other library's idle threads stop spinning. The best of --reps calls is kept (the least
-disturbed), and the table prints GFLOP/s and each candidate's ratio to the first. This is a
+the other library's idle threads stop spinning. The table prints each candidate's best GFLOP/s
+over --reps calls and, in parentheses, its speed relative to the first: the median over the
+rotations of the two calls' ratio (paired, so that the machine's drift cancels). This is a
 development tool for deciding between kernel variants; bench/gemm.py is the benchmark.
 """
 
@@ -94,26 +95,32 @@ def main() -> None:
     threadpool_limits(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     names = [f"lib{i}" for i in range(len(libs))] + ["numpy"]
-    print(f"{args.dtype}, {args.threads} thread(s), best of {args.reps}; "
+    print(f"{args.dtype}, {args.threads} thread(s), {args.reps} rotations; "
           + ", ".join(f"lib{i} = {p}" for i, p in enumerate(args.libs)))
     for shape in args.shapes:
         kind, m, n, k = parse_shape(shape)
         calls = candidates(libs, kind, m, n, k, dtype)
-        best = [float("inf")] * len(calls)
+        times: list[list[float]] = [[] for _ in calls]
         for call in calls:
             call()  # warm: packing buffers, page faults
-        for _ in range(args.reps):
-            for i, call in enumerate(calls):
+        for rep in range(args.reps):
+            # the order rotates, so that no candidate always runs first or right after another
+            for j in range(len(calls)):
+                i = (j + rep) % len(calls)
                 if args.threads > 1:
                     # OpenBLAS's idle workers spin for ~2^28 cycles after a call, libgomp's
                     # for a while: let them settle so no candidate runs beside them
                     time.sleep(0.15)
                 start = clock()
-                call()
-                best[i] = min(best[i], clock() - start)
-        gflops = [2 * m * n * k / t / 1e9 for t in best]
-        cells = "  ".join(f"{name} {g:6.1f} ({g / gflops[0]:4.2f})"
-                          for name, g in zip(names, gflops, strict=True))
+                calls[i]()
+                times[i].append(clock() - start)
+        # a candidate's speed relative to lib0 is the median of the ratios within each
+        # rotation, the calls a moment apart: this machine's speed drifts by up to 1.3x over
+        # seconds, which a ratio of bests or of medians taken at different moments mixes in
+        gflops = [2 * m * n * k / min(t) / 1e9 for t in times]
+        ratios = [float(np.median(np.array(times[0]) / np.array(t))) for t in times]
+        cells = "  ".join(f"{name} {g:6.1f} ({r:4.2f})"
+                          for name, g, r in zip(names, gflops, ratios, strict=True))
         print(f"{shape:22s} {cells}")
 
 
