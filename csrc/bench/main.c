@@ -21,7 +21,7 @@ static const subcommand subcommands[] = {
      "dense --m M --n N --k K [--activation NAME] [--trans-weights] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] "
      "[--reps R] [--json]"},
     {"mlp", ffnc_bench_mlp,
-     "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--profile] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] [--json]: one training step (plan); --profile adds the time of each instruction"},
+     "mlp [--layers 784,512,512,10] [--batch B] [--steps N] [--profile] [--check] [--repeat-bitwise] [--dtype f32|f64] [--threads T] [--json]: one training step (plan); --profile adds the time and the GFLOP/s of each instruction"},
     {"softmax-xent", ffnc_bench_softmax_xent,
      "softmax-xent [--rows R] [--classes C] [--backward] [--check] [--repeat-bitwise] [--dtype f32|f64] "
      "[--threads T] [--reps R] [--json]: the fused softmax cross-entropy"},

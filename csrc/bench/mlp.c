@@ -86,6 +86,19 @@ static const char *mlp_opcode_name(int32_t opcode) {
     }
 }
 
+/* Flops of the matrix products one run of `in` computes over `batch` rows: 2 m n k for a
+ * dense forward; for a dense backward, 2 m n k for each of diff_src (operand 5) and
+ * diff_weights (operand 6) that it writes; 0 for the others (their work is not a product). */
+static double mlp_instr_flops(const ffnc_plan_instr *in, size_t batch) {
+    double mnk = 2.0 * (double)(in->m.fixed + in->m.per_batch * batch) *
+                 (double)(in->n.fixed + in->n.per_batch * batch) *
+                 (double)(in->k.fixed + in->k.per_batch * batch);
+    if (in->opcode == FFNC_OP_DENSE_FORWARD) return mnk;
+    if (in->opcode == FFNC_OP_DENSE_BACKWARD)
+        return mnk * ((in->refs[5].arena != FFNC_PLAN_NONE) + (in->refs[6].arena != FFNC_PLAN_NONE));
+    return 0;
+}
+
 int ffnc_bench_mlp(int argc, char **argv) {
     const char *sub = "mlp", *layers_arg = "784,512,512,10";
     bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
@@ -298,6 +311,11 @@ int ffnc_bench_mlp(int argc, char **argv) {
                 printf("], \"instr_ops\": [");
                 for (int q = 0; q < n; q++)
                     printf("%s\"%s\"", q ? ", " : "", mlp_opcode_name(ins[q].opcode));
+                /* GFLOP/s of each instruction's products, 0 where it computes none */
+                printf("], \"instr_gflops\": [");
+                for (int q = 0; q < n; q++)
+                    printf("%s%.3f", q ? ", " : "",
+                           mlp_instr_flops(&ins[q], batch) * (double)steps / instr_s[q] / 1e9);
                 printf("]");
             }
             bench_print_verdict(&verdict, 1);
@@ -310,9 +328,14 @@ int ffnc_bench_mlp(int argc, char **argv) {
                    (double)batch * (double)steps / elapsed, flops * (double)steps / elapsed / 1e9);
             bench_print_verdict(&verdict, 0);
             printf("\n");
-            for (int q = 0; profile && q < n; q++)
-                printf("  instruction %2d %-15s %10.2f us/step\n", q, mlp_opcode_name(ins[q].opcode),
+            for (int q = 0; profile && q < n; q++) {
+                double flops_q = mlp_instr_flops(&ins[q], batch);
+                printf("  instruction %2d %-15s %10.2f us/step", q, mlp_opcode_name(ins[q].opcode),
                        instr_s[q] / (double)steps * 1e6);
+                if (flops_q > 0)
+                    printf(" %8.2f GFLOP/s", flops_q * (double)steps / instr_s[q] / 1e9);
+                printf("\n");
+            }
         }
         status = bench_verdict_failed(&verdict);
     }
