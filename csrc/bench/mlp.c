@@ -311,11 +311,15 @@ int ffnc_bench_mlp(int argc, char **argv) {
                 printf("], \"instr_ops\": [");
                 for (int q = 0; q < n; q++)
                     printf("%s\"%s\"", q ? ", " : "", mlp_opcode_name(ins[q].opcode));
-                /* GFLOP/s of each instruction's products, 0 where it computes none */
+                /* GFLOP/s of each instruction's products, 0 where it computes none (or the
+                 * clock saw no time: JSON has no NaN) */
                 printf("], \"instr_gflops\": [");
-                for (int q = 0; q < n; q++)
+                for (int q = 0; q < n; q++) {
+                    double flops_q = mlp_instr_flops(&ins[q], batch);
                     printf("%s%.3f", q ? ", " : "",
-                           mlp_instr_flops(&ins[q], batch) * (double)steps / instr_s[q] / 1e9);
+                           flops_q > 0 && instr_s[q] > 0
+                               ? flops_q * (double)steps / instr_s[q] / 1e9 : 0.0);
+                }
                 printf("]");
             }
             bench_print_verdict(&verdict, 1);
@@ -332,7 +336,7 @@ int ffnc_bench_mlp(int argc, char **argv) {
                 double flops_q = mlp_instr_flops(&ins[q], batch);
                 printf("  instruction %2d %-15s %10.2f us/step", q, mlp_opcode_name(ins[q].opcode),
                        instr_s[q] / (double)steps * 1e6);
-                if (flops_q > 0)
+                if (flops_q > 0 && instr_s[q] > 0)
                     printf(" %8.2f GFLOP/s", flops_q * (double)steps / instr_s[q] / 1e9);
                 printf("\n");
             }
