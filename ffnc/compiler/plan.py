@@ -39,10 +39,11 @@ class PlanProfile:
 
     @property
     def gflops(self) -> np.ndarray:
-        """GFLOP/s of each instruction's matrix products (NaN where it computes none)."""
+        """GFLOP/s of each instruction's matrix products (NaN where it computes none, or
+        where the clock saw no time)."""
         flops = np.asarray(self.flops, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(flops > 0, flops / self.seconds / 1e9, np.nan)
+            return np.where((flops > 0) & (self.seconds > 0), flops / self.seconds / 1e9, np.nan)
 
     def __str__(self) -> str:
         total = self.total
