@@ -99,6 +99,14 @@ static double mlp_instr_flops(const ffnc_plan_instr *in, size_t batch) {
     return 0;
 }
 
+/* GFLOP/s of instruction `in` over `steps` runs that took `seconds` in all: 0 where it computes
+ * no product or the clock saw no time (JSON has no NaN). */
+static double mlp_instr_gflops(const ffnc_plan_instr *in, size_t batch, size_t steps,
+                               double seconds) {
+    double flops = mlp_instr_flops(in, batch);
+    return flops > 0 && seconds > 0 ? flops * (double)steps / seconds / 1e9 : 0.0;
+}
+
 int ffnc_bench_mlp(int argc, char **argv) {
     const char *sub = "mlp", *layers_arg = "784,512,512,10";
     bench_common common = {FFNC_F32, 0, 0, 0, 0, 0};
@@ -311,15 +319,10 @@ int ffnc_bench_mlp(int argc, char **argv) {
                 printf("], \"instr_ops\": [");
                 for (int q = 0; q < n; q++)
                     printf("%s\"%s\"", q ? ", " : "", mlp_opcode_name(ins[q].opcode));
-                /* GFLOP/s of each instruction's products, 0 where it computes none (or the
-                 * clock saw no time: JSON has no NaN) */
                 printf("], \"instr_gflops\": [");
-                for (int q = 0; q < n; q++) {
-                    double flops_q = mlp_instr_flops(&ins[q], batch);
+                for (int q = 0; q < n; q++)
                     printf("%s%.3f", q ? ", " : "",
-                           flops_q > 0 && instr_s[q] > 0
-                               ? flops_q * (double)steps / instr_s[q] / 1e9 : 0.0);
-                }
+                           mlp_instr_gflops(&ins[q], batch, steps, instr_s[q]));
                 printf("]");
             }
             bench_print_verdict(&verdict, 1);
@@ -333,11 +336,10 @@ int ffnc_bench_mlp(int argc, char **argv) {
             bench_print_verdict(&verdict, 0);
             printf("\n");
             for (int q = 0; profile && q < n; q++) {
-                double flops_q = mlp_instr_flops(&ins[q], batch);
+                double gflops_q = mlp_instr_gflops(&ins[q], batch, steps, instr_s[q]);
                 printf("  instruction %2d %-15s %10.2f us/step", q, mlp_opcode_name(ins[q].opcode),
                        instr_s[q] / (double)steps * 1e6);
-                if (flops_q > 0 && instr_s[q] > 0)
-                    printf(" %8.2f GFLOP/s", flops_q * (double)steps / instr_s[q] / 1e9);
+                if (gflops_q > 0) printf(" %8.2f GFLOP/s", gflops_q);
                 printf("\n");
             }
         }
