@@ -202,11 +202,13 @@ def test_few_column_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, tr
 
 # m n k <= 512 where the tiny path's buffers hold the operands: rows of whole vectors read in
 # place (4x16x2 NN), padded copies (3x5x7, 7x9x1, 2x7x30), the transposed product (16x2x4,
-# 7x3x9, 64x1x8), the largest copy (2x2x128). (The small problems it leaves to the unpacked
+# 7x3x9, 64x1x8), blocks of two vectors then one (2x24x4; transposed, 20x3x4), the largest
+# copy (2x2x128). (The small problems it leaves to the unpacked
 # loops have a single row or column, whose dot products with a transposed B sum in eight
 # lanes, so they are not the bits of a packed product.)
 TINY_SHAPES = [(4, 16, 2), (4, 2, 16), (16, 2, 4), (2, 16, 4), (3, 5, 7), (7, 9, 1), (7, 3, 9),
-               (64, 1, 8), (2, 7, 30), (2, 32, 8), (8, 8, 8), (2, 2, 128)]
+               (64, 1, 8), (2, 7, 30), (2, 32, 8), (8, 8, 8), (2, 24, 4), (20, 3, 4),
+               (2, 2, 128)]
 
 
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
@@ -219,7 +221,7 @@ def test_tiny_products_are_the_bits_of_a_packed_one(isa, dtype, rng, shape, tran
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "leaky_relu", "identity"])
 @pytest.mark.parametrize("trans_weights", [False, True], ids=["W", "WT"])
-@pytest.mark.parametrize("shape", [(4, 16, 2), (4, 2, 16), (7, 3, 9), (3, 5, 7)],
+@pytest.mark.parametrize("shape", [(4, 16, 2), (4, 2, 16), (7, 3, 9), (3, 5, 7), (4, 24, 2)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_tiny_dense_is_the_bits_of_a_wider_layer(isa, dtype, rng, name, trans_weights, shape):
     m, n, k = shape
