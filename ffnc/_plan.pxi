@@ -79,6 +79,12 @@ cdef int _plan_check(ffnc_status s, str call, size_t failed, str step="") except
     return _check(s, f"{call}: {step}instruction {failed}")
 
 
+cdef struct SlotCheck:
+    int typenum               # the numpy type number the slot takes
+    int ndim
+    cnp.npy_intp *shape       # ndim sizes, -1 for the batch (into PlanHandle.slot_sizes)
+
+
 cdef class PlanHandle:
     """Owns one C plan and its arenas. Arena views (arena()) keep the handle alive.
 
@@ -93,7 +99,10 @@ cdef class PlanHandle:
     cdef readonly object dtype
     cdef readonly size_t max_batch
     cdef readonly tuple slots  # (name, numpy dtype, shape with None for the batch)
-    cdef tuple _slot_checks    # (numpy type number, shape with -1 for the batch) per slot
+    # what each slot accepts, in C: checking a feed costs no Python objects (Plan.run of a
+    # small plan is a few microseconds, and these checks were a tenth of it)
+    cdef SlotCheck *slot_checks
+    cdef cnp.npy_intp *slot_sizes
     cdef readonly size_t n_records
     cdef readonly size_t n_instrs
     # compute_gradients -> apply_update: the arrays bound for the step (kept alive until its
@@ -105,6 +114,8 @@ cdef class PlanHandle:
     def __cinit__(self):
         self.plan = NULL
         self.ptrs = NULL
+        self.slot_checks = NULL
+        self.slot_sizes = NULL
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError("plan: its lock")
@@ -128,8 +139,6 @@ cdef class PlanHandle:
             raise TypeError(f"plan dtype must be float32 or float64, got {self.dtype}")
         self.max_batch = max_batch
         self.slots = tuple((str(n), np.dtype(d), tuple(s)) for n, d, s in slots)
-        self._slot_checks = tuple((dt.num, tuple(-1 if d is None else d for d in shape))
-                                  for _, dt, shape in self.slots)
         self.n_records = len(records)
         self.n_instrs = len(instrs)
         cdef ffnc_plan_desc desc
@@ -173,6 +182,7 @@ cdef class PlanHandle:
                 where = (f"instruction {bad} ({_OPCODE_NAMES.get(instrs[bad][0], instrs[bad][0])})"
                          if bad < n_instr else "the plan description")
                 _check(s, f"plan: {where} is invalid")
+            self._fill_slot_checks()
         except OverflowError:  # a size beyond size_t (compile checks the sizes it can name)
             raise ValueError(f"plan: a size in the plan description does not fit in size_t "
                              f"(arenas {list(arena_sizes)}, inputs {list(self.slots)})") from None
@@ -184,9 +194,27 @@ cdef class PlanHandle:
         if not self.ptrs:
             raise MemoryError("plan: the input pointer table")
 
+    cdef int _fill_slot_checks(self) except -1:
+        cdef size_t n = len(self.slots), total = sum(len(shape) for _, _, shape in self.slots)
+        self.slot_checks = <SlotCheck *>malloc(max(n, 1) * sizeof(SlotCheck))
+        self.slot_sizes = <cnp.npy_intp *>malloc(max(total, 1) * sizeof(cnp.npy_intp))
+        if not self.slot_checks or not self.slot_sizes:
+            raise MemoryError("plan: the input checks")
+        cdef size_t at = 0
+        for i, (_, dt, shape) in enumerate(self.slots):
+            self.slot_checks[i].typenum = dt.num
+            self.slot_checks[i].ndim = len(shape)
+            self.slot_checks[i].shape = self.slot_sizes + at
+            for d in shape:
+                self.slot_sizes[at] = -1 if d is None else d
+                at += 1
+        return 0
+
     def __dealloc__(self):
         ffnc_plan_destroy(self.plan)
         free(self.ptrs)
+        free(self.slot_checks)
+        free(self.slot_sizes)
         free(self.phase_ptrs)
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
@@ -257,45 +285,53 @@ cdef class PlanHandle:
         raise ValueError(f"input {name!r} must have shape {shown} (None: the batch), "
                          f"got {x.shape}")
 
+    cdef int _bind_slot(self, size_t i, object x, const void **ptrs, size_t *rows,
+                        Py_ssize_t *rows_slot) except -1:
+        """Checks the array fed to slot i and stores its data pointer in ptrs[i]; the first
+        batched slot sets rows and rows_slot (-1 until then), later ones must agree."""
+        cdef const SlotCheck *check = &self.slot_checks[i]
+        # The fast checks in C; _bind_error only builds the message.
+        if (not cnp.PyArray_Check(x) or cnp.PyArray_TYPE(<cnp.ndarray>x) != check.typenum
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                or cnp.PyArray_NDIM(<cnp.ndarray>x) != check.ndim):
+            self._bind_error(i, x)
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(<cnp.ndarray>x)
+        for d in range(check.ndim):
+            if check.shape[d] >= 0 and dims[d] != check.shape[d]:
+                self._bind_error(i, x)
+        if check.ndim > 0 and check.shape[0] < 0:
+            if rows_slot[0] < 0:
+                rows[0] = <size_t>dims[0]
+                rows_slot[0] = i
+            elif <size_t>dims[0] != rows[0]:
+                raise ValueError(f"inputs disagree on the batch size: "
+                                 f"{self.slots[rows_slot[0]][0]!r} has {rows[0]} rows, "
+                                 f"{self.slots[i][0]!r} has {dims[0]}")
+        ptrs[i] = cnp.PyArray_DATA(<cnp.ndarray>x)
+        return 0
+
+    cdef size_t _batch_of(self, size_t rows, Py_ssize_t rows_slot, bint whole) except 0:
+        """The batch of a feed whose batched slots agreed on `rows` (rows_slot the first of
+        them, -1 if none: a batch of 1)."""
+        if rows_slot < 0:
+            return 1
+        name = self.slots[rows_slot][0]
+        if rows == 0:
+            raise ValueError(f"input {name!r} has no rows")
+        if not whole and rows > self.max_batch:
+            raise ValueError(f"input {name!r} has {rows} rows but the plan was compiled "
+                             f"for batches of at most {self.max_batch}")
+        return rows
+
     cdef size_t _bind(self, list arrays, const void **ptrs, bint whole) except 0:
         """Checks the arrays fed to the input slots; returns the batch (rows) they agree on."""
         if len(arrays) != len(self.slots):
             raise ValueError(f"plan: expected {len(self.slots)} inputs, got {len(arrays)}")
         cdef size_t rows = 0
-        rows_from = None
-        cdef cnp.ndarray a
-        cdef int typenum, d, ndim
-        cdef cnp.npy_intp *dims
-        cdef tuple expected
+        cdef Py_ssize_t rows_slot = -1
         for i in range(len(arrays)):
-            x = arrays[i]
-            typenum, expected = self._slot_checks[i]
-            ndim = len(expected)
-            # The fast checks in C; the slow path below only builds the message.
-            if (not cnp.PyArray_Check(x) or cnp.PyArray_TYPE(<cnp.ndarray>x) != typenum
-                    or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
-                    or cnp.PyArray_NDIM(<cnp.ndarray>x) != ndim):
-                self._bind_error(i, x)
-            a = <cnp.ndarray>x
-            dims = cnp.PyArray_DIMS(a)
-            for d in range(ndim):
-                if expected[d] >= 0 and dims[d] != <cnp.npy_intp>expected[d]:
-                    self._bind_error(i, x)
-            if ndim > 0 and expected[0] < 0:
-                if rows_from is None:
-                    rows, rows_from = <size_t>dims[0], self.slots[i][0]
-                elif <size_t>dims[0] != rows:
-                    raise ValueError(f"inputs disagree on the batch size: {rows_from!r} has "
-                                     f"{rows} rows, {self.slots[i][0]!r} has {dims[0]}")
-            ptrs[i] = cnp.PyArray_DATA(a)
-        if rows_from is None:
-            return 1
-        if rows == 0:
-            raise ValueError(f"input {rows_from!r} has no rows")
-        if not whole and rows > self.max_batch:
-            raise ValueError(f"input {rows_from!r} has {rows} rows but the plan was compiled "
-                             f"for batches of at most {self.max_batch}")
-        return rows
+            self._bind_slot(i, arrays[i], ptrs, &rows, &rows_slot)
+        return self._batch_of(rows, rows_slot, whole)
 
     cdef cnp.ndarray _lr_scale(self, object lr_scale, size_t steps):
         """lr_scale checked: a 1-D float64 array of `steps` finite values >= 0, whose largest
@@ -357,15 +393,15 @@ cdef class PlanHandle:
         (the general path then says what is wrong). The caller holds the lock."""
         if type(feed) is not dict or len(<dict>feed) != len(names):
             return 0
-        arrays = []
-        for name in names:
-            x = (<dict>feed).get(name, _MISSING)
+        cdef size_t rows = 0, batch, failed = 0
+        cdef Py_ssize_t rows_slot = -1
+        cdef ffnc_status s
+        for i in range(len(names)):
+            x = (<dict>feed).get(names[i], _MISSING)
             if x is _MISSING:
                 return 0
-            arrays.append(x)
-        cdef size_t batch, failed = 0
-        cdef ffnc_status s
-        batch = self._bind(arrays, self.ptrs, False)
+            self._bind_slot(i, x, self.ptrs, &rows, &rows_slot)
+        batch = self._batch_of(rows, rows_slot, False)
         with nogil:
             s = ffnc_plan_run(self.plan, batch, self.ptrs, &failed)
         if s != FFNC_OK:

@@ -165,8 +165,14 @@ def test_feed_validation(rng):
         plan.run({**good, "x": np.zeros((4, 2), np.float32)})
     with pytest.raises(ValueError, match="C-contiguous"):
         plan.run({**good, "x": np.zeros((3, 4), np.float32).T[:, :3].copy().T})
-    with pytest.raises(ValueError, match="batch size"):
+    with pytest.raises(ValueError, match="batch size: 'x' has 4 rows, 'y' has 3"):
         plan.run({**good, "y": np.zeros(3, np.int64)})
+    with pytest.raises(ValueError, match="'x'.*shape"):
+        plan.run({**good, "x": np.zeros((4, 3, 1), np.float32)})
+    with pytest.raises(TypeError, match="'y' must be a numpy.ndarray, got list"):
+        plan.run({**good, "y": [0, 0, 0, 0]})
+    with pytest.raises(ValueError, match="'x' has no rows"):
+        plan.run({"x": np.zeros((0, 3), np.float32), "y": np.zeros(0, np.int64)})
     with pytest.raises(ValueError, match="at most 4"):
         plan.run({"x": np.zeros((5, 3), np.float32), "y": np.zeros(5, np.int64)})
     with pytest.raises(ValueError, match="missing"):
