@@ -1,8 +1,8 @@
 """One training step (forward, backward, SGD momentum 0.9 update), ffnc plan vs numpy by hand
 vs PyTorch eager (when importable): same model, same thread count, ratios from one run.
 
-    python bench/step.py [--threads T] [--configs xor,small,mnist,wide,deep] [--seconds S]
-                         [--memory]
+    python bench/step.py [--threads T [T ...]] [--configs xor,small,mnist,wide,deep]
+                         [--seconds S] [--memory]
 
 Models: relu MLPs with softmax cross-entropy, float32. Prints the machine and the threads.
 "ffnc us" is one Plan.run per step (a Python call each); "epoch us" is the cost per step of
@@ -10,9 +10,13 @@ Plan.run_epoch over 256 batches in one call, as ffnc.train.fit trains. The frame
 timed in interleaved rounds (the order reversed every other round); the times are the median
 rounds, and each ratio is the median over rounds of the two frameworks' ratio within a round
 (paired_ratio), so a burst of load or a slower phase of the machine touches both sides of
-every ratio alike. --memory runs each config's ffnc and numpy steps in
-fresh processes and reports their peak resident set, and how much of it came after the
-framework's imports (the step's own memory, with the benchmark's weights and data).
+every ratio alike. With several thread counts (--threads 1 2) every framework runs at each
+count in the same rounds, its count set as its turn starts, so the rows of one config
+compare thread counts measured under the same conditions (this host's speed drifts between
+processes; a separate run per count read xor at 2.0 us on one thread and 3.7 on two, where
+the two counts alternating in one process read the same). --memory runs each config's ffnc
+and numpy steps in fresh processes and reports their peak resident set, and how much of it
+came after the framework's imports (the step's own memory, with the benchmark's weights and data).
 """
 
 from __future__ import annotations
@@ -97,10 +101,9 @@ def numpy_step(sizes, batch, weights):
     return step
 
 
-def torch_step(sizes, batch, weights, threads):
+def torch_step(sizes, batch, weights):
     import torch
 
-    torch.set_num_threads(threads)
     layers = []
     for i, (w, b) in enumerate(weights):
         lin = torch.nn.Linear(w.shape[0], w.shape[1])
@@ -124,18 +127,23 @@ def torch_step(sizes, batch, weights, threads):
 
 
 def timed(steps: dict, seconds: float, rounds: int = 7, settle: float = 0.0) -> dict:
-    """us per step of each of `steps` (name -> (function, args, steps per call)) in each of
-    `rounds` interleaved rounds of about seconds / rounds each, the frameworks' order reversed
-    every other round. Each framework's part of a round starts after `settle` seconds of sleep
-    (see main). Returns name -> list of the rounds' times."""
-    for fn, args, _ in steps.values():
+    """us per step of each of `steps` (name -> (function, args, steps per call, setup)) in
+    each of `rounds` interleaved rounds of about seconds / rounds each, the order reversed
+    every other round. Each one's part of a round calls its setup (None, or a function that
+    sets its thread count), then sleeps `settle` seconds (see main). Returns name -> list of
+    the rounds' times."""
+    for fn, args, _, setup in steps.values():
+        if setup is not None:
+            setup()
         for _ in range(3):
             fn(*args)
     per_round = {name: [] for name in steps}
     names = list(steps)
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            fn, args, per_call = steps[name]
+            fn, args, per_call, setup = steps[name]
+            if setup is not None:
+                setup()
             time.sleep(settle)
             # the clock is read after runs of calls that grow to about a millisecond, so that
             # its reads and the loop (~0.3 us a call) stay out of a microsecond step's time
@@ -242,15 +250,35 @@ def memory_table(configs: list[str], threads: int) -> None:
           f"MiB); harness: the +step of the benchmark's own weights and data alone")
 
 
+def thread_setters(threads: int, have_torch: bool) -> dict:
+    """framework -> a function that sets its thread count to `threads`. numpy's is its BLAS
+    (threadpoolctl); ffnc's and torch's their own counts."""
+    from threadpoolctl import threadpool_limits
+
+    import ffnc
+
+    setters = {"ffnc": lambda: ffnc.set_num_threads(threads),
+               "numpy": lambda: threadpool_limits(threads, user_api="blas")}
+    if have_torch:
+        import torch
+
+        setters["torch"] = lambda: torch.set_num_threads(threads)
+    return setters
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1],
+                    help="thread counts, each framework timed at all of them in the same rounds")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--memory", action="store_true", help="peak RSS of each step's process")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if any(t < 1 for t in args.threads):
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    most = max(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(most))
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -258,53 +286,67 @@ def main() -> None:
         # compare ffnc on T threads with numpy on all of them
         raise SystemExit("bench/step.py needs threadpoolctl to hold numpy's BLAS to --threads: "
                          "pip install 'ffnc[bench]'") from None
-    threadpool_limits(args.threads)
+    threadpool_limits(most)
     if args.child:
-        peak_rss_child(args.child, args.configs, args.threads, args.seconds)
+        peak_rss_child(args.child, args.configs, most, args.seconds)
         return
     import ffnc
-    ffnc.set_num_threads(args.threads)
     try:
         import torch  # noqa: F401
         have_torch = True
     except ImportError:
         have_torch = False
     configs = args.configs.split(",")
-    print(f"machine: {ffnc.cpu_model()}, {os.cpu_count()} cpus; threads: {args.threads}; "
+    counts = ", ".join(map(str, args.threads))
+    print(f"machine: {ffnc.cpu_model()}, {os.cpu_count()} cpus; threads: {counts}; "
           f"ffnc isa {ffnc.get_isa()}")
     if args.memory:
-        memory_table(configs, args.threads)
+        for threads in args.threads:
+            if len(args.threads) > 1:
+                print(f"threads: {threads}")
+            memory_table(configs, threads)
         return
-    print(f"{'config':8s} {'ffnc us':>10s} {'epoch us':>10s} {'numpy us':>10s} "
+    print(f"{'config':8s} {'threads':>7s} {'ffnc us':>10s} {'epoch us':>10s} {'numpy us':>10s} "
           f"{'torch us':>10s} {'numpy/ffnc':>10s} {'torch/ffnc':>10s}")
     rng = np.random.default_rng(0)
+    setters = {t: thread_setters(t, have_torch) for t in args.threads}
     for name in configs:
         sizes, batch = CONFIGS[name]
         weights = init(sizes, rng)
         xv = rng.standard_normal((batch, sizes[0])).astype(np.float32)
         yv = rng.integers(0, sizes[-1], batch)
+        # one plan (and one numpy and torch model) for every thread count: each reads the
+        # count when it runs, and their weights all train on from where the last round left
         plan = ffnc_step(sizes, batch, weights)
-        steps = {"ffnc": (ffnc_run(plan), (xv, yv), 1),
-                 "numpy": (numpy_step(sizes, batch, weights), (xv, yv), 1)}
+        frameworks = {"ffnc": (ffnc_run(plan), (xv, yv), 1),
+                      "numpy": (numpy_step(sizes, batch, weights), (xv, yv), 1)}
         if batch * sizes[0] * EPOCH_STEPS <= 1 << 24:  # the epoch's copies fit in 64 MiB
-            steps["epoch"] = (ffnc_epoch(plan), (np.tile(xv, (EPOCH_STEPS, 1)),
-                                                 np.tile(yv, EPOCH_STEPS)), EPOCH_STEPS)
+            frameworks["epoch"] = (ffnc_epoch(plan), (np.tile(xv, (EPOCH_STEPS, 1)),
+                                                      np.tile(yv, EPOCH_STEPS)), EPOCH_STEPS)
         if have_torch:
             import torch
-            steps["torch"] = (torch_step(sizes, batch, weights, args.threads),
-                              (torch.from_numpy(xv), torch.from_numpy(yv)), 1)
+            frameworks["torch"] = (torch_step(sizes, batch, weights),
+                                   (torch.from_numpy(xv), torch.from_numpy(yv)), 1)
+        steps = {}
+        for threads in args.threads:
+            for framework, (fn, fn_args, per_call) in frameworks.items():
+                setter = setters[threads]["ffnc" if framework == "epoch" else framework]
+                steps[framework, threads] = (fn, fn_args, per_call, setter)
         # With several threads, the previous framework's idle workers spin for a while after
         # its last call (OpenBLAS's for ~2^28 cycles, about 0.1 s): a framework timed right
         # after another shares the cores with them. Measured here, mnist at 2 threads: ffnc
         # 8.5 ms per step timed right after numpy, 4.0 ms alone.
-        rounds = timed(steps, args.seconds * len(steps),
-                       settle=0.2 if args.threads > 1 else 0.0)
-        t = {key: float(np.median(times)) for key, times in rounds.items()}
+        rounds = timed(steps, args.seconds * len(steps), settle=0.2 if most > 1 else 0.0)
         nan = float("nan")
-        vs_torch = paired_ratio(rounds["torch"], rounds["ffnc"]) if "torch" in t else nan
-        print(f"{name:8s} {t['ffnc']:10.2f} {t.get('epoch', nan):10.2f} {t['numpy']:10.2f} "
-              f"{t.get('torch', nan):10.2f} {paired_ratio(rounds['numpy'], rounds['ffnc']):10.2f} "
-              f"{vs_torch:10.2f}")
+        for threads in args.threads:
+            t = {framework: float(np.median(rounds[framework, threads]))
+                 for framework in frameworks}
+            vs_numpy = paired_ratio(rounds["numpy", threads], rounds["ffnc", threads])
+            vs_torch = (paired_ratio(rounds["torch", threads], rounds["ffnc", threads])
+                        if "torch" in t else nan)
+            print(f"{name:8s} {threads:7d} {t['ffnc']:10.2f} {t.get('epoch', nan):10.2f} "
+                  f"{t['numpy']:10.2f} {t.get('torch', nan):10.2f} {vs_numpy:10.2f} "
+                  f"{vs_torch:10.2f}", flush=True)
 
 
 if __name__ == "__main__":
