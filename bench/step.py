@@ -336,7 +336,8 @@ def main() -> None:
         # its last call (OpenBLAS's for ~2^28 cycles, about 0.1 s): a framework timed right
         # after another shares the cores with them. Measured here, mnist at 2 threads: ffnc
         # 8.5 ms per step timed right after numpy, 4.0 ms alone.
-        rounds = timed(steps, args.seconds * len(steps), settle=0.2 if most > 1 else 0.0)
+        rounds = timed(steps, args.seconds * len(frameworks),
+                       settle=0.2 if most > 1 else 0.0)
         nan = float("nan")
         for threads in args.threads:
             t = {framework: float(np.median(rounds[framework, threads]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -178,6 +179,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_plot_available(args.plot)
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise UsageError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+    if args.profile is not None and args.profile < 1:
+        raise UsageError(f"--profile takes a number of steps >= 1, got {args.profile}")
+    if args.profile and args.distributed:
+        raise UsageError("--profile times the plan of one process; not with --distributed")
     x_train, x_test, y_train, y_test, what = _digits_split(args, args.data)
     if y_train is None:
         raise UsageError("training data needs targets")
@@ -208,7 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = train.fit(model, x_train, y_train, optimizer=optimizer, epochs=args.epochs,
                         batch_size=args.batch_size or None, seed=args.seed, verbose=verbose,
                         threads=threads, validation_split=args.validation_split,
-                        schedule=schedule, distributed=group or False)
+                        schedule=schedule, distributed=group or False,
+                        profile=args.profile or 0)
     seconds = time.perf_counter() - tic
     if group is not None and not group.is_root:
         return 0  # rank 0 evaluates, saves and reports
@@ -236,6 +242,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                "optimizer": io.optimizer_config(optimizer), "schedule": args.schedule,
                "batch_size": args.batch_size,
                "seed": args.seed, "threads": threads or ffnc.get_num_threads()}
+    if history.profile is not None:
+        summary["profile"] = _profile_summary(history.profile)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -249,7 +257,21 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{os.path.abspath(output)}")
     if args.plot:
         print(f"training curves saved to {os.path.abspath(args.plot)}")
+    if history.profile is not None:
+        print(f"the training step, instruction by instruction:\n{history.profile}")
     return 0
+
+
+def _profile_summary(profile: Any) -> dict[str, Any]:
+    """A PlanProfile as JSON: per instruction its opcode, what it computes, microseconds per
+    step and GFLOP/s (null where it computes no matrix product)."""
+    rates = profile.gflops
+    return {"steps": profile.steps, "batch": profile.batch,
+            "us_per_step": round(profile.total * 1e6, 3),
+            "instructions": [{"opcode": op, "value": note, "us_per_step": round(t * 1e6, 3),
+                              "gflops": None if math.isnan(rate) else round(float(rate), 2)}
+                             for op, note, t, rate in zip(profile.opcodes, profile.notes,
+                                                          profile.seconds, rates, strict=True)]}
 
 
 def _arch(model: Any) -> str:
@@ -444,6 +466,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"checkpoint path (default: ./{DEFAULT_CHECKPOINT})")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--plot", metavar="PNG", help="save training curves (needs matplotlib)")
+    p.add_argument("--profile", type=int, nargs="?", const=20, metavar="STEPS",
+                   help="after training, time each instruction of the training plan over "
+                        "STEPS steps (default 20) and report where a step's time goes")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

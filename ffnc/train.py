@@ -37,7 +37,7 @@ from ffnc._memory import page_backed_copy
 from ffnc._threads import MAX_THREADS
 from ffnc._threads import threads as thread_count
 from ffnc._validate import count, flag
-from ffnc.compiler.plan import PlanInterrupted
+from ffnc.compiler.plan import PlanInterrupted, PlanProfile
 from ffnc.graph.ir import INDEX_DTYPES, Node
 
 DEFAULT_INFERENCE_BATCH = 1024
@@ -68,7 +68,9 @@ class History:
     """What fit returns: ``history`` maps each logged quantity ("loss", "accuracy",
     "val_loss", "val_accuracy", "lr", ...) to its list of per-epoch values; ``epoch`` lists the
     epochs run (1-based). ``stopped_early`` and ``best_epoch`` report early stopping;
-    ``seconds`` the wall time of this fit call.
+    ``seconds`` the wall time of this fit call. ``profile`` is the training plan's
+    ffnc.compiler.PlanProfile (where a step's time goes, instruction by instruction) when
+    fit(profile=steps) asked for one, else None.
 
     ``interrupted`` is True when Ctrl-C stopped fit within an epoch (see fit); that epoch is
     not in ``history``/``epoch`` (it has no validation) but in ``partial``: {"epoch",
@@ -83,6 +85,7 @@ class History:
         self.seconds = 0.0
         self.interrupted = False
         self.partial: dict[str, Any] | None = None
+        self.profile: PlanProfile | None = None
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         self.epoch.append(epoch)
@@ -631,7 +634,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
         metrics: Sequence[str] | str | None = None,
         callbacks: Sequence[Callback | Callable] = (), early_stopping: Any = None,
         schedule: Any = None, verbose: int = 1, checkpoint: str | os.PathLike | None = None,
-        threads: int | None = None, distributed: Any = False) -> History:
+        threads: int | None = None, distributed: Any = False, profile: int = 0) -> History:
     """Trains `model` on (x, y) and returns its History.
 
     model: an ffnc.nn model; trained in place. x: input rows in the model's dtype (a list of
@@ -669,6 +672,12 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
     shard per rank, with one allreduce of the gradients per step; the ranks start from rank
     0's weights and stay bit-identical, metrics are reduced over them, only rank 0 prints and
     writes checkpoints, and threads default to the cores per rank (see ffnc.distributed).
+    profile: a number of steps (0: none). After training, the training plan runs that many
+    steps on the first batch of the data with each instruction timed, and History.profile
+    holds the result (Plan.profile: time, share and GFLOP/s per instruction). The steps
+    train a copy of the state: the weights, the optimizer's state and its step counter are
+    restored after them, so the trained model is the same as without profiling. Not with
+    distributed (it times the plan of one process) nor after an interrupted fit.
 
     Raises TrainingDiverged (a FloatingPointError) naming the epoch and step when the loss
     becomes NaN or infinite.
@@ -691,6 +700,10 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
                         f"{type(checkpoint).__name__}")
     verbose = count("fit: verbose", verbose, 0)
     seed = count("fit: seed", seed, 0)
+    profile = count("fit: profile", profile, 0)
+    if profile and distributed:
+        raise ValueError("fit: profile times the training plan of one process; it cannot "
+                         "be combined with distributed")
     batch_arg = _batch_arg(batch_size, "fit")
     names = _metric_names(metrics, loss)
     optimizer = _resolve_optimizer(optimizer)
@@ -730,7 +743,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any = None, optimizer: Any = None,
                            stopper, cbs, schedules, checkpoint, keep_grads=group is not None)
         if group is not None:
             trainer.distribute(group)
-        history = trainer.run(epochs, verbose)
+        history = trainer.run(epochs, verbose, profile)
     history.seconds = time.perf_counter() - started
     return history
 
@@ -968,7 +981,7 @@ class _Trainer:
         logs["lr"] = self.last_lr
         return logs
 
-    def run(self, epochs: int, verbose: int) -> History:
+    def run(self, epochs: int, verbose: int, profile_steps: int = 0) -> History:
         self._crc = _fingerprint(self.xs + [self.y])
         if self.checkpoint is not None and os.path.exists(self.checkpoint):
             self._resume()
@@ -1029,6 +1042,8 @@ class _Trainer:
                     break
             if self.done >= epochs and not self.finished and self.stopper is not None:
                 self._restore_best()
+            if profile_steps and self.history.partial is None:
+                self.history.profile = self._profile(profile_steps)
         finally:
             ctrl_c.uninstall()
             progress.close()
@@ -1045,6 +1060,23 @@ class _Trainer:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(self.history)
         return self.history
+
+    def _profile(self, steps: int) -> PlanProfile:
+        """Plan.profile over the first batch of the (unshuffled) data, `steps` steps, on a
+        copy of the training state: the arenas they change and the step counter are put
+        back after them."""
+        plan = self.plan
+        arenas = [plan.param_arena, plan.grad_arena, *plan.optimizer_state().values()]
+        saved = [a.copy() for a in arenas]
+        step = plan.step
+        rows = min(self.batch, self.rows)
+        feed = _feed(self.model, [a[:rows] for a in self.xs], self.target, self.y[:rows])
+        try:
+            return plan.profile(feed, steps)
+        finally:
+            for arena, copy in zip(arenas, saved, strict=True):
+                np.copyto(arena, copy)
+            plan.step = step
 
     def _interrupted(self, epoch: int, records: np.ndarray) -> None:
         """Ctrl-C stopped epoch `epoch` after len(records) steps: the model keeps the weights

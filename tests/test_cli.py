@@ -43,6 +43,27 @@ def test_train_small_settings_reaches_096_on_digits(capsys, tmp_path):
     assert np.load(npy).shape == (round(0.2 * 1797), 10)
 
 
+def test_train_profile_reports_each_instruction(capsys, tmp_path):
+    path = str(tmp_path / "p.safetensors")
+    status, out, err = run(capsys, "train", "--epochs", "1", "--quiet", "--json", "--output",
+                           path, "--profile", "3")
+    assert status == 0, err
+    profile = json.loads(out)["profile"]
+    assert profile["steps"] == 3 and profile["batch"] > 0 and profile["us_per_step"] > 0
+    ops = [ins["opcode"] for ins in profile["instructions"]]
+    assert "dense_forward" in ops and "dense_backward" in ops
+    for ins in profile["instructions"]:
+        assert ins["us_per_step"] >= 0
+        # GFLOP/s exactly where the instruction multiplies matrices
+        assert (ins["gflops"] is not None) == (ins["opcode"].startswith("dense") or
+                                                ins["opcode"] == "gemm")
+    status, out, err = run(capsys, "train", "--epochs", "1", "--quiet", "--output", path,
+                           "--profile")
+    assert status == 0, err
+    table = out.split("the training step, instruction by instruction:\n")[1]
+    assert "GFLOP/s" in table and "mean of 20 steps" in table
+
+
 def test_default_train_prints_accuracy_and_saves(capsys, tmp_path, monkeypatch):
     """The real default `ffnc train` (the README's main job)."""
     monkeypatch.chdir(tmp_path)
@@ -101,6 +122,7 @@ def test_diagnose_flags_a_large_rate(capsys):
     (["train", "--batch-size", "-3"], "batch_size"),
     (["train", "--lr", "-1"], "lr"),
     (["train", "--threads", "0"], "threads"),
+    (["train", "--profile", "0"], "--profile"),
     (["train", "--loss", "mse"], "float targets"),
     (["evaluate", "missing.safetensors"], "no such checkpoint"),
     (["info", os.path.abspath(__file__)], "not a safetensors"),

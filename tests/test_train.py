@@ -234,6 +234,36 @@ def test_thread_counts_give_identical_results(moons):
     assert np.array_equal(a.flat, b.flat)
 
 
+def test_profile_times_the_training_plan_and_leaves_the_training_as_without_it(moons):
+    x_train, _, y_train, _ = moons
+    a, b = moons_model(), moons_model()
+    opt = {"optimizer": "adam", "epochs": 3, "batch_size": 40, "verbose": 0}
+    plain = train.fit(a, x_train, y_train, **opt)
+    profiled = train.fit(b, x_train, y_train, profile=4, **opt)
+    assert plain.profile is None
+    # the profiled steps ran on a copy of the state: same weights, same Adam moments and step
+    assert np.array_equal(a.flat, b.flat)
+    assert plain.history == profiled.history
+    p = profiled.profile
+    assert p.steps == 4 and p.batch == 40
+    assert len(p.opcodes) == len(p.notes) == len(p.seconds) == len(p.flops)
+    assert (p.seconds >= 0).all() and p.total > 0
+    assert "dense_forward" in p.opcodes and "adam" in p.opcodes
+    # two dense layers of 2 -> 16 -> 2 over 40 rows: forward 2 m n k each, and the products
+    # of their backward (dW of both, dX of the second only)
+    forward = 2 * 40 * (2 * 16 + 16 * 2)
+    backward = 2 * 40 * (2 * 16 + 2 * 16 * 2)
+    assert sum(p.flops) == forward + backward
+    assert "instruction" in str(p)
+
+
+def test_profile_is_refused_with_distributed(moons):
+    x_train, _, y_train, _ = moons
+    with pytest.raises(ValueError, match="profile.*distributed"):
+        train.fit(moons_model(), x_train, y_train, epochs=1, verbose=0, profile=2,
+                  distributed=True)
+
+
 def test_full_batch_and_validation_split_takes_the_last_rows(moons):
     x_train, _, y_train, _ = moons
     model = moons_model()
@@ -285,6 +315,8 @@ def test_verbose_two_prints_one_line_per_epoch(moons, capsys):
     ({"metrics": ["mae"]}, ValueError, ["mae", "regression"]),
     ({"threads": 0}, ValueError, ["threads"]),
     ({"schedule": 0.5}, TypeError, ["schedule"]),
+    ({"profile": -1}, ValueError, ["profile", ">= 0"]),
+    ({"profile": 1.5}, TypeError, ["profile", "int"]),
 ])
 def test_fit_rejects_bad_arguments_naming_them(moons, change, error, words):
     x = moons[0][:20].copy()
